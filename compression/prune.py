@@ -1,0 +1,132 @@
+"""Magnitude pruning as a ``torch.nn.utils.prune`` method (LWC section 3; DC section 2).
+
+``magnitude_prune(module, "weight", quality=q)`` keeps the connections with
+``|w| >= q * std(w)`` (the papers' rule, std over the layer's surviving weights);
+``magnitude_prune(module, "weight", density=d)`` keeps exactly ``round(d * numel)``
+largest-magnitude connections (to hit the published per-layer densities).
+
+The mask bookkeeping is torch's: the first call moves the parameter to
+``weight_orig``, registers ``weight_mask`` and recomputes ``weight = weight_orig *
+weight_mask`` in a forward pre-hook, so SGD, momentum and weight decay never revive a
+pruned weight, and a pruned weight gets no gradient. A second call is composed by
+torch's ``PruningContainer``, which hands our method only the surviving entries: masks
+are AND-ed, a later round never revives a connection.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+
+class MagnitudeThreshold(prune.BasePruningMethod):
+    """Unstructured magnitude pruning with a std-relative threshold or an exact keep count."""
+
+    PRUNING_TYPE = "unstructured"
+
+    def __init__(self, quality: float | None = None, keep: int | None = None):
+        if (quality is None) == (keep is None):
+            raise ValueError("give exactly one of quality= or keep=")
+        if quality is not None and quality < 0:
+            raise ValueError(f"quality must be >= 0, got {quality}")
+        if keep is not None and keep < 0:
+            raise ValueError(f"keep must be >= 0, got {keep}")
+        self.quality = quality
+        self.keep = keep
+
+    def compute_mask(self, t: torch.Tensor, default_mask: torch.Tensor) -> torch.Tensor:
+        mask = default_mask.clone()
+        alive = default_mask.bool()
+        values = t.detach()[alive]
+        if values.numel() == 0:
+            return mask
+        if self.quality is not None:
+            # LWC section 3: threshold = quality x standard deviation of the layer's weights
+            # (population std over the connections still alive).
+            threshold = self.quality * values.std(unbiased=False)
+            keep_alive = values.abs() >= threshold
+        else:
+            k = min(self.keep, values.numel())
+            keep_alive = torch.zeros_like(values, dtype=torch.bool)
+            if k > 0:
+                keep_alive[torch.topk(values.abs().flatten(), k, sorted=False).indices] = True
+        new_alive = torch.zeros_like(alive)
+        new_alive[alive] = keep_alive
+        mask[~new_alive] = 0
+        return mask
+
+
+def magnitude_prune(
+    module: nn.Module,
+    name: str = "weight",
+    *,
+    quality: float | None = None,
+    density: float | None = None,
+) -> nn.Module:
+    """Prune ``module.<name>`` in place (composing with earlier pruning) and return the module."""
+    if density is not None:
+        if not 0.0 <= density <= 1.0:
+            raise ValueError(f"density must be in [0, 1], got {density}")
+        numel = getattr(module, name).numel()
+        alive = int(current_mask(module, name).sum())
+        keep = min(int(round(density * numel)), alive)
+        MagnitudeThreshold.apply(module, name, keep=keep)
+    else:
+        MagnitudeThreshold.apply(module, name, quality=quality)
+    return module
+
+
+def current_mask(module: nn.Module, name: str = "weight") -> torch.Tensor:
+    """The layer's mask (all ones when it was never pruned)."""
+    mask = getattr(module, name + "_mask", None)
+    if mask is None:
+        return torch.ones_like(getattr(module, name), dtype=torch.bool)
+    return mask.bool()
+
+
+def density(module: nn.Module, name: str = "weight") -> float:
+    """Fraction of non-zero entries of the effective weight (what is actually stored)."""
+    w = getattr(module, name)
+    return float((w != 0).sum()) / w.numel()
+
+
+def make_permanent(module: nn.Module, name: str = "weight") -> torch.Tensor:
+    """Fold the mask into the parameter (drops ``name_orig``/``name_mask``); returns the mask."""
+    mask = current_mask(module, name).clone()
+    if prune.is_pruned(module) and hasattr(module, name + "_orig"):
+        prune.remove(module, name)
+    return mask
+
+
+def resolve_per_layer(values: Mapping[str, float], names: Iterable[str]) -> dict[str, float]:
+    """Per-layer settings keyed by the paper's layer names with a ``'*'`` default.
+
+    ``{'*': 0.1, 'ip3': 0.26}`` over ``['ip1', 'ip2', 'ip3']`` -> ``{'ip1': 0.1, 'ip2': 0.1, 'ip3': 0.26}``.
+    A key that names no layer is an error (a typo must not silently do nothing).
+    """
+    names = list(names)
+    unknown = sorted(set(values) - set(names) - {"*"})
+    if unknown:
+        raise KeyError(f"unknown layer name(s) {unknown}; the model's layers are {names} (or '*')")
+    out = {}
+    for n in names:
+        if n in values:
+            out[n] = values[n]
+        elif "*" in values:
+            out[n] = values["*"]
+        else:
+            raise KeyError(f"no value for layer {n!r} and no '*' default")
+    return out
+
+
+def schedule_densities(final: float, rounds: int) -> list[float]:
+    """Per-round target densities approaching ``final`` geometrically: d_r = final ** (r / rounds).
+
+    Each round removes the same fraction of the survivors (iterative pruning, LWC section 3.3).
+    """
+    if rounds < 1:
+        raise ValueError("rounds must be >= 1")
+    return [float(final ** ((r + 1) / rounds)) for r in range(rounds)]

@@ -1,0 +1,1 @@
+"""Hydra + Lightning glue and the analysis scripts."""

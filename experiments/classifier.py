@@ -1,0 +1,80 @@
+"""One LightningModule for classification: SGD with momentum and L2 weight decay, an LR
+schedule, top-1 (and top-5 when there are more than 5 classes) error via torchmetrics."""
+
+from __future__ import annotations
+
+import math
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics.classification import MulticlassAccuracy
+
+
+class LitClassifier(pl.LightningModule):
+    def __init__(self, model: nn.Module, num_classes: int, lr: float = 0.01, momentum: float = 0.9,
+                 weight_decay: float = 5e-4, schedule: str = "cosine", step_size: int = 10,
+                 gamma: float = 0.1, l1: float = 0.0, l1_params: list[nn.Parameter] | None = None):
+        super().__init__()
+        self.model = model
+        self.num_classes = num_classes
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        self.schedule, self.step_size, self.gamma = schedule, step_size, gamma
+        self.l1 = l1
+        self._l1_modules = l1_params or []
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.top1 = nn.ModuleDict({s: MulticlassAccuracy(num_classes, top_k=1, average="micro") for s in ("val", "test")})
+        self.top5 = nn.ModuleDict({s: MulticlassAccuracy(num_classes, top_k=5, average="micro") for s in ("val", "test")}) \
+            if num_classes > 5 else None
+
+    def forward(self, x):
+        return self.model(x)
+
+    def training_step(self, batch, _):
+        x, y = batch
+        loss = self.loss_fn(self.model(x), y)
+        if self.l1 > 0:
+            # LWC section 3.1: L1 regularization option during retraining (on the weights' effective values).
+            loss = loss + self.l1 * sum(m.weight.abs().sum() for m in self._l1_modules)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        return loss
+
+    def _eval_step(self, batch, split):
+        x, y = batch
+        logits = self.model(x)
+        self.top1[split].update(logits, y)
+        if self.top5 is not None:
+            self.top5[split].update(logits, y)
+
+    def validation_step(self, batch, _):
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch, _):
+        self._eval_step(batch, "test")
+
+    def _eval_end(self, split):
+        self.log(f"{split}/top1_err", 100.0 * (1.0 - self.top1[split].compute()), prog_bar=True, sync_dist=True)
+        self.top1[split].reset()
+        if self.top5 is not None:
+            self.log(f"{split}/top5_err", 100.0 * (1.0 - self.top5[split].compute()), sync_dist=True)
+            self.top5[split].reset()
+
+    def on_validation_epoch_end(self):
+        self._eval_end("val")
+
+    def on_test_epoch_end(self):
+        self._eval_end("test")
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        epochs = max(1, self.trainer.max_epochs or 1)
+        if self.schedule == "constant":
+            return opt
+        if self.schedule == "cosine":
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 * (1 + math.cos(math.pi * e / epochs)))
+        elif self.schedule == "step":
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=self.gamma)
+        else:
+            raise ValueError(f"unknown schedule {self.schedule!r}")
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

@@ -1,0 +1,218 @@
+"""Structured configs: the schema every composed config is checked against.
+
+Types and key names are enforced by Hydra/OmegaConf when the YAML files are merged into
+these dataclasses (a misspelt key fails at compose time, naming it). Ranges are checked by
+``validate(cfg)``, which converts the config to these dataclasses so their
+``__post_init__`` runs -- before any data is loaded or any epoch trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from experiments.errors import UserError
+
+KINDS = ("conv", "fc")
+
+
+def _check(ok: bool, key: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise UserError(f"invalid config value {key}={value!r}: {rule}")
+
+
+@dataclass
+class DataConf:
+    _target_: str = MISSING
+    name: str = MISSING
+    root: Optional[str] = None
+    batch_size: int = 64
+    eval_batch_size: int = 1000
+    val_size: int = 5000
+    split_seed: int = 0
+    download: bool = True
+    num_workers: int = 0
+    test_size: int = 1000            # mnist_sample only
+    num_classes: int = 10
+    image_size: int = 28
+    in_channels: int = 1
+    train_samples: int = 0           # fake_imagenet only
+    val_samples: int = 0
+
+    def __post_init__(self):
+        for k in ("batch_size", "eval_batch_size", "val_size"):
+            _check(getattr(self, k) >= 1, f"data.{k}", getattr(self, k), "must be >= 1")
+        _check(self.num_workers >= 0, "data.num_workers", self.num_workers, "must be >= 0")
+
+
+@dataclass
+class ModelConf:
+    name: str = MISSING
+    pretrained: bool = False          # torchvision ImageNet weights (alexnet, vgg16)
+    checkpoint: Optional[str] = None  # start from a local state_dict
+
+
+@dataclass
+class TrainerConf:
+    """Passed to ``pytorch_lightning.Trainer`` (plus max_epochs set per stage)."""
+    accelerator: str = "cpu"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    deterministic: bool = False
+    limit_train_batches: Any = 1.0
+    limit_val_batches: Any = 1.0
+    limit_test_batches: Any = 1.0
+    enable_progress_bar: bool = True
+    log_every_n_steps: int = 50
+    num_sanity_val_steps: int = 0
+
+    def __post_init__(self):
+        _check(self.num_nodes >= 1, "trainer.num_nodes", self.num_nodes, "must be >= 1")
+
+
+@dataclass
+class DenseConf:
+    epochs: int = 10
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"          # cosine | step | constant
+    step_size: int = 10
+    gamma: float = 0.1
+
+    def __post_init__(self):
+        _check(self.epochs >= 0, "dense.epochs", self.epochs, "must be >= 0 (0 = evaluate only)")
+        _check(self.lr > 0, "dense.lr", self.lr, "must be > 0")
+        _check(0 <= self.momentum < 1, "dense.momentum", self.momentum, "must be in [0, 1)")
+        _check(self.weight_decay >= 0, "dense.weight_decay", self.weight_decay, "must be >= 0")
+        _check(self.schedule in ("cosine", "step", "constant"), "dense.schedule", self.schedule,
+               "must be one of cosine, step, constant")
+
+
+@dataclass
+class PruneConf:
+    enabled: bool = False
+    method: str = "density"            # density | quality
+    density: Dict[str, float] = field(default_factory=lambda: {"*": 1.0})
+    quality: Dict[str, float] = field(default_factory=lambda: {"*": 0.0})
+    rounds: int = 1
+    epochs_per_round: int = 0
+    lr_scale: float = 0.1              # retraining LR = dense.lr * lr_scale (LWC: 1/10 for LeNet)
+    schedule: str = "cosine"
+    regularization: str = "l2"         # l2 (weight decay) | l1
+    l1: float = 1e-5
+    dropout_rescale: bool = True       # D_r = D_o * sqrt(C_ir / C_io)
+    alternate: bool = False            # retrain fc with conv frozen, then conv with fc frozen
+
+    def __post_init__(self):
+        _check(self.method in ("density", "quality"), "prune.method", self.method, "must be density or quality")
+        for k, v in self.density.items():
+            _check(0 < v <= 1, f"prune.density.{k}", v, "a density must be in (0, 1]")
+        for k, v in self.quality.items():
+            _check(v >= 0, f"prune.quality.{k}", v, "a quality must be >= 0")
+        _check(self.rounds >= 1, "prune.rounds", self.rounds, "must be >= 1")
+        _check(self.epochs_per_round >= 0, "prune.epochs_per_round", self.epochs_per_round, "must be >= 0")
+        _check(self.lr_scale > 0, "prune.lr_scale", self.lr_scale, "must be > 0")
+        _check(self.regularization in ("l1", "l2"), "prune.regularization", self.regularization, "must be l1 or l2")
+
+
+def _check_bits(group: str, bits: Dict[str, int], lo: int, hi: int) -> None:
+    _check(all(k in bits for k in KINDS) or "*" in bits, f"{group}", dict(bits),
+           "needs a value for each kind (conv, fc) or a '*' default")
+    for k, v in bits.items():
+        _check(lo <= v <= hi, f"{group}.{k}", v, f"must be in {lo}..{hi}")
+
+
+@dataclass
+class QuantizeConf:
+    enabled: bool = False
+    # bits per layer: a layer's own name first, then its kind (conv/fc), then '*'
+    bits: Dict[str, int] = field(default_factory=lambda: {"conv": 8, "fc": 5})
+    init: str = "linear"               # linear | random | density
+    epochs: int = 0                    # centroid fine-tuning epochs
+    lr: float = 1e-4
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+
+    def __post_init__(self):
+        _check_bits("quantize.bits", self.bits, 1, 16)
+        _check(self.init in ("linear", "random", "density"), "quantize.init", self.init,
+               "must be linear, random or density")
+        _check(self.epochs >= 0, "quantize.epochs", self.epochs, "must be >= 0")
+        _check(self.lr > 0, "quantize.lr", self.lr, "must be > 0")
+
+
+@dataclass
+class EncodeConf:
+    enabled: bool = False
+    index_bits: Dict[str, int] = field(default_factory=lambda: {"conv": 5, "fc": 5})
+
+    def __post_init__(self):
+        _check_bits("encode.index_bits", self.index_bits, 1, 16)
+
+
+@dataclass
+class LoggerConf:
+    name: str = "csv"                  # csv | tensorboard | wandb | none
+    project: str = "deep-compression"
+    wandb_mode: str = "offline"        # offline unless you turn it on: online
+
+    def __post_init__(self):
+        _check(self.name in ("csv", "tensorboard", "wandb", "none"), "logger.name", self.name,
+               "must be csv, tensorboard, wandb or none")
+
+
+@dataclass
+class PathsConf:
+    root_dir: str = MISSING
+    results_dir: str = MISSING
+    output_dir: str = MISSING
+
+
+@dataclass
+class RunConf:
+    data: DataConf = MISSING
+    model: ModelConf = MISSING
+    trainer: TrainerConf = field(default_factory=TrainerConf)
+    logger: LoggerConf = field(default_factory=LoggerConf)
+    paths: PathsConf = field(default_factory=PathsConf)
+    dense: DenseConf = field(default_factory=DenseConf)
+    prune: PruneConf = field(default_factory=PruneConf)
+    quantize: QuantizeConf = field(default_factory=QuantizeConf)
+    encode: EncodeConf = field(default_factory=EncodeConf)
+    experiment: str = "default"
+    seed: int = 0
+    run_id: Optional[str] = None       # default: a fresh id; give an old one to resume it
+    write_row: bool = True
+    tags: List[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        _check(self.seed >= 0, "seed", self.seed, "must be >= 0")
+
+
+def register_configs() -> None:
+    ConfigStore.instance().store(name="base_config", node=RunConf)
+
+
+def validate(cfg: DictConfig) -> RunConf:
+    """Instantiate the schema dataclasses (running their range checks)."""
+    try:
+        return OmegaConf.to_object(cfg)
+    except UserError:
+        raise
+    except Exception as e:  # OmegaConf validation errors name the key
+        raise UserError(f"invalid config: {e}") from e
+
+
+def per_layer(values: Dict[str, Any], name: str, kind: str, key: str) -> Any:
+    """A layer's value from a dict keyed by layer name, then kind (conv/fc), then '*'."""
+    for k in (name, kind, "*"):
+        if k in values:
+            return values[k]
+    raise UserError(f"{key} has no value for layer {name} (kind {kind}); add {key}.{kind}=... or {key}.{name}=...")

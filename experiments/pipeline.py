@@ -1,0 +1,274 @@
+"""The pipeline: dense -> prune (iterative, retrain) -> quantize (k-means, fine-tune centroids)
+-> encode (sparse format + Huffman into one file) -> decode that file -> evaluate it -> row.
+
+``run(cfg)`` is the task function (``run.py`` is only its Hydra wrapper). Every number in
+the row is measured on the test split; the validation split is what the progress bar shows
+during training, and nothing here selects anything on the test split.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.nn.utils import parametrize, prune
+
+from compression.neurons import dead_units
+from compression.prune import current_mask, magnitude_prune, make_permanent, resolve_per_layer, schedule_densities
+from compression.quantize import apply_weight_sharing, codebook_and_labels
+from experiments.classifier import LitClassifier
+from experiments.config import per_layer, validate
+from experiments.errors import UserError
+from experiments.models import build_model, param_counts, prunable_layers
+from experiments.results import git_info, new_run_id, write_row
+
+log = logging.getLogger(__name__)
+# Lightning repeats "GPU available: False ..." for every Trainer; keep warnings only.
+logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
+
+class Run:
+    """Everything one run needs: config, data, model, the growing row."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.conf = validate(cfg)
+        self.out_dir = Path(cfg.paths.output_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        pl.seed_everything(cfg.seed, workers=True, verbose=False)
+        self.dm = instantiate(cfg.data)
+        self.dm.setup("fit")  # missing data fails here, before any training
+        self.model = build_model(cfg.model.name, num_classes=self.dm.num_classes,
+                                 in_channels=self.dm.in_channels, image_size=self.dm.image_size,
+                                 pretrained=cfg.model.pretrained, checkpoint=cfg.model.checkpoint)
+        self.layers = prunable_layers(self.model)
+        self.names = [n for n, _, _ in self.layers]
+        self._check_layer_keys()
+        self.row = {
+            "schema": 1, "experiment": cfg.experiment, "run_id": cfg.run_id or new_run_id(),
+            "model": cfg.model.name, "dataset": self.dm.name, "seed": cfg.seed,
+            **git_info(cfg.paths.root_dir), "storage_only": False,
+            "weights_source": "checkpoint" if cfg.model.checkpoint else
+                              ("pretrained" if cfg.model.pretrained else "trained"),
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "metrics": {}, "params": param_counts(self.model), "layers": [],
+            "time_s": {}, "artifacts": {},
+        }
+
+    def _check_layer_keys(self) -> None:
+        """Per-layer dicts may name only this model's layers (a typo must fail now, not after training)."""
+        kinds = {"conv", "fc", "*"}
+        checks = [("prune.density", self.cfg.prune.density, {"*"}), ("prune.quality", self.cfg.prune.quality, {"*"}),
+                  ("quantize.bits", self.cfg.quantize.bits, kinds), ("encode.index_bits", self.cfg.encode.index_bits, kinds)]
+        for key, values, extra in checks:
+            unknown = sorted(set(values) - set(self.names) - extra)
+            if unknown:
+                raise UserError(f"{key} names unknown layer(s) {unknown}; {self.cfg.model.name} has layers "
+                                f"{self.names} (or use {sorted(extra)})")
+
+    # -- Lightning plumbing ----------------------------------------------------------------
+    def lit(self, lr: float, weight_decay: float, momentum: float, schedule: str, l1: float = 0.0) -> LitClassifier:
+        d = self.cfg.dense
+        return LitClassifier(self.model, self.dm.num_classes, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                             schedule=schedule, step_size=d.step_size, gamma=d.gamma, l1=l1,
+                             l1_params=[m for _, m, _ in self.layers])
+
+    def trainer(self, stage: str, max_epochs: int) -> pl.Trainer:
+        t = OmegaConf.to_container(self.cfg.trainer, resolve=True)
+        return pl.Trainer(max_epochs=max_epochs, logger=self._logger(stage), enable_checkpointing=False,
+                          default_root_dir=str(self.out_dir / stage), enable_model_summary=False, **t)
+
+    def _logger(self, stage: str):
+        lg = self.cfg.logger
+        save = str(self.out_dir / "logs")
+        if lg.name == "csv":
+            return pl.loggers.CSVLogger(save, name=stage)
+        if lg.name == "tensorboard":
+            return pl.loggers.TensorBoardLogger(save, name=stage)
+        if lg.name == "wandb":
+            return pl.loggers.WandbLogger(project=lg.project, name=f"{self.row['run_id']}-{stage}",
+                                          save_dir=save, mode=lg.wandb_mode)
+        return False
+
+    def fit(self, stage: str, epochs: int, lr: float, weight_decay: float, momentum: float,
+            schedule: str, l1: float = 0.0) -> None:
+        if epochs <= 0:
+            return
+        self.trainer(stage, epochs).fit(self.lit(lr, weight_decay, momentum, schedule, l1), datamodule=self.dm)
+
+    def evaluate(self, model: nn.Module | None = None) -> dict[str, float]:
+        """Top-1 (and top-5) error in percent on the test split."""
+        if model is not None:
+            saved, self.model = self.model, model
+        try:
+            lit = self.lit(1.0, 0.0, 0.0, "constant")
+            t = OmegaConf.to_container(self.cfg.trainer, resolve=True)
+            t["enable_progress_bar"] = False
+            res = pl.Trainer(logger=False, enable_checkpointing=False, enable_model_summary=False,
+                             default_root_dir=str(self.out_dir), **t).test(lit, datamodule=self.dm, verbose=False)[0]
+        finally:
+            if model is not None:
+                self.model = saved
+        out = {"top1_err": float(res["test/top1_err"])}
+        if "test/top5_err" in res:
+            out["top5_err"] = float(res["test/top5_err"])
+        return out
+
+    def record(self, stage: str, errs: dict[str, float]) -> None:
+        for k, v in errs.items():
+            self.row["metrics"][f"{stage}/{k}"] = round(v, 4)
+        log.info("%s: %s", stage, ", ".join(f"{k} {v:.2f}%" for k, v in errs.items()))
+
+    def layer_entry(self, name: str) -> dict:
+        for e in self.row["layers"]:
+            if e["name"] == name:
+                return e
+        e = {"name": name}
+        self.row["layers"].append(e)
+        return e
+
+
+# -- stages ----------------------------------------------------------------------------------
+def dense_stage(run: Run) -> None:
+    d = run.cfg.dense
+    run.fit("dense", d.epochs, d.lr, d.weight_decay, d.momentum, d.schedule)
+    run.record("dense", run.evaluate())
+    for name, module, kind in run.layers:
+        e = run.layer_entry(name)
+        e.update(kind=kind, weights=int(module.weight.numel()), density=1.0)
+
+
+def _rescale_dropout(run: Run, original_p: dict[str, float]) -> None:
+    """LWC Eq. 2: D_r = D_o * sqrt(C_ir / C_io), C = connections of the layer the dropout feeds."""
+    modules = {n: m for n, m, _ in run.layers}
+    for path, layer in run.model.dropout_inputs.items():
+        drop = run.model.get_submodule(path)
+        m = modules[layer]
+        ratio = float(current_mask(m).sum()) / m.weight.numel()
+        drop.p = original_p[path] * math.sqrt(ratio)
+
+
+def _set_trainable(run: Run, kinds: set[str]) -> None:
+    for _, m, kind in run.layers:
+        for p in m.parameters():
+            p.requires_grad_(kind in kinds)
+
+
+def prune_stage(run: Run) -> None:
+    c, d = run.cfg.prune, run.cfg.dense
+    rounds = c.rounds
+    if c.method == "density":
+        targets = resolve_per_layer(dict(c.density), run.names)
+        plan = {n: schedule_densities(t, rounds) for n, t in targets.items()}
+    else:
+        qualities = resolve_per_layer(dict(c.quality), run.names)
+    original_p = {p: run.model.get_submodule(p).p for p in run.model.dropout_inputs}
+    wd = d.weight_decay if c.regularization == "l2" else 0.0
+    l1 = c.l1 if c.regularization == "l1" else 0.0
+    phases = [{"conv", "fc"}]
+    if c.alternate and any(k == "conv" for _, _, k in run.layers):
+        phases = [{"fc"}, {"conv"}]  # LWC: retrain fc with conv frozen, then conv with fc frozen
+    run.row["rounds"] = []
+    for r in range(rounds):
+        for name, module, _ in run.layers:
+            if c.method == "density":
+                magnitude_prune(module, "weight", density=plan[name][r])
+            else:
+                magnitude_prune(module, "weight", quality=qualities[name])
+        info = {"round": r + 1,
+                "density": _overall_density(run),
+                "layer_density": {n: round(float(current_mask(m).float().mean()), 6) for n, m, _ in run.layers}}
+        if c.epochs_per_round > 0:
+            info["top1_err_pruned"] = round(run.evaluate()["top1_err"], 4)
+            if c.dropout_rescale:
+                _rescale_dropout(run, original_p)
+            for kinds in phases:
+                if len(phases) > 1:
+                    _set_trainable(run, kinds)
+                run.fit(f"prune_r{r + 1}", c.epochs_per_round, d.lr * c.lr_scale, wd, d.momentum, c.schedule, l1)
+            _set_trainable(run, {"conv", "fc"})
+        info["top1_err_retrained" if c.epochs_per_round > 0 else "top1_err_pruned"] = \
+            round(run.evaluate()["top1_err"], 4)
+        log.info("prune round %d: %s", r + 1, info)
+        run.row["rounds"].append(info)
+    run.record("pruned", run.evaluate())
+    chain = [m for _, m, _ in run.layers]
+    for (name, module, kind), dead in zip(run.layers, dead_units(chain)):
+        e = run.layer_entry(name)
+        nz = int((module.weight != 0).sum())
+        e.update(kind=kind, weights=int(module.weight.numel()), nonzeros=nz, density=nz / module.weight.numel(),
+                 dead_in=dead["dead_in"], dead_out=dead["dead_out"], units=dead["units"])
+    total = sum(e["weights"] for e in run.row["layers"])
+    remaining = sum(e["nonzeros"] for e in run.row["layers"])
+    run.row.setdefault("ratio", {})["p"] = round(total / max(remaining, 1), 4)
+
+
+def _overall_density(run: Run) -> float:
+    total = sum(m.weight.numel() for _, m, _ in run.layers)
+    alive = sum(int(current_mask(m).sum()) for _, m, _ in run.layers)
+    return round(alive / total, 6)
+
+
+def quantize_stage(run: Run) -> None:
+    c = run.cfg.quantize
+    pruned = run.cfg.prune.enabled
+    for i, (name, module, kind) in enumerate(run.layers):
+        mask = make_permanent(module) if pruned else None
+        bits = int(per_layer(c.bits, name, kind, "quantize.bits"))
+        apply_weight_sharing(module, bits, mask=mask, init=c.init, seed=run.cfg.seed + i)
+        e = run.layer_entry(name)
+        e.update(kind=kind, weights=int(module.weight.numel()), weight_bits_pq=bits)
+    run.record("quantized_init", run.evaluate())  # before centroid fine-tuning
+    run.fit("quantize", c.epochs, c.lr, c.weight_decay, c.momentum, c.schedule)
+    run.record("quantized", run.evaluate())
+
+
+def clean_model_of(model: nn.Module) -> nn.Module:
+    """A plain copy of the model (no masks, no parametrizations) with the effective weights."""
+    import copy
+
+    model = copy.deepcopy(model)
+    for _, module, _ in prunable_layers(model):
+        if parametrize.is_parametrized(module, "weight"):
+            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        if prune.is_pruned(module) and hasattr(module, "weight_orig"):
+            prune.remove(module, "weight")
+    return model
+
+
+STAGES = [("dense", dense_stage, None), ("prune", prune_stage, "prune"), ("quantize", quantize_stage, "quantize")]
+
+
+def run(cfg: DictConfig) -> dict:
+    """Run every enabled stage and write the results row. Returns the row."""
+    t0 = time.time()
+    r = Run(cfg)
+    for stage, fn, switch in STAGES:
+        if switch is not None and not cfg[switch].enabled:
+            continue
+        t = time.time()
+        fn(r)
+        r.row["time_s"][stage] = round(time.time() - t, 2)
+    if cfg.encode.enabled:
+        from experiments.encode import encode_stage
+
+        t = time.time()
+        encode_stage(r)
+        r.row["time_s"]["encode"] = round(time.time() - t, 2)
+    r.row["time_s"]["total"] = round(time.time() - t0, 2)
+    if cfg.write_row and _is_rank_zero():
+        path = write_row(cfg.paths.results_dir, r.row)
+        r.row["artifacts"]["row"] = str(path)
+    return r.row
+
+
+def _is_rank_zero() -> bool:
+    return int(__import__("os").environ.get("RANK", "0")) == 0

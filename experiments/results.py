@@ -1,0 +1,78 @@
+"""Results rows: one JSON file per run, written atomically (docs/results_row.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SCHEMA = 1
+
+
+def new_run_id() -> str:
+    """Sortable by time, unique across parallel sweep jobs."""
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+def git_info(root: str | Path) -> dict[str, Any]:
+    """HEAD commit and whether the tree had uncommitted changes (results/ itself excluded)."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
+    try:
+        head = git("rev-parse", "HEAD")
+        status = git("status", "--porcelain", "--", ".", ":(exclude)results")
+    except (OSError, subprocess.TimeoutExpired):
+        return {"git_commit": None, "git_dirty": None}
+    if head.returncode != 0:
+        return {"git_commit": None, "git_dirty": None}
+    return {"git_commit": head.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then rename: never a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_row(results_dir: str | Path, row: dict) -> Path:
+    path = Path(results_dir) / "runs" / row["experiment"] / f"{row['run_id']}.json"
+    atomic_write_bytes(path, (json.dumps(row, indent=1, sort_keys=False, default=_jsonable) + "\n").encode())
+    return path
+
+
+def _jsonable(x):
+    if hasattr(x, "item"):
+        return x.item()
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serializable: {type(x)}")
+
+
+def load_rows(results_dir: str | Path) -> list[dict]:
+    rows = []
+    for p in sorted(Path(results_dir).glob("runs/**/*.json")):
+        with open(p) as f:
+            row = json.load(f)
+        row["_path"] = str(p)
+        rows.append(row)
+    return rows
