@@ -21,6 +21,7 @@ class LitClassifier(pl.LightningModule):
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
         self.schedule, self.step_size, self.gamma = schedule, step_size, gamma
         self.l1 = l1
+        self.log_every = 25
         self._l1_modules = l1_params or []
         self.loss_fn = nn.CrossEntropyLoss()
         self.top1 = nn.ModuleDict({s: MulticlassAccuracy(num_classes, top_k=1, average="micro") for s in ("val", "test")})
@@ -30,13 +31,14 @@ class LitClassifier(pl.LightningModule):
     def forward(self, x):
         return self.model(x)
 
-    def training_step(self, batch, _):
+    def training_step(self, batch, batch_idx):
         x, y = batch
         loss = self.loss_fn(self.model(x), y)
         if self.l1 > 0:
             # LWC section 3.1: L1 regularization option during retraining (on the weights' effective values).
             loss = loss + self.l1 * sum(m.weight.abs().sum() for m in self._l1_modules)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
+        if batch_idx % self.log_every == 0:  # self.log costs ~0.4 ms a call: LeNet steps take ~2 ms
+            self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss
 
     def _eval_step(self, batch, split):

@@ -169,6 +169,18 @@ class LoggerConf:
 
 
 @dataclass
+class SensitivityConf:
+    """python -m experiments.sensitivity: prune one layer at a time to each density, no retraining."""
+    checkpoint: Optional[str] = None   # dense state_dict; default: train the dense stage first
+    densities: List[float] = field(default_factory=lambda: [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15,
+                                                             0.1, 0.08, 0.06, 0.04, 0.02, 0.01])
+
+    def __post_init__(self):
+        for d in self.densities:
+            _check(0 < d <= 1, "sensitivity.densities", d, "a density must be in (0, 1]")
+
+
+@dataclass
 class PathsConf:
     root_dir: str = MISSING
     results_dir: str = MISSING
@@ -186,6 +198,7 @@ class RunConf:
     prune: PruneConf = field(default_factory=PruneConf)
     quantize: QuantizeConf = field(default_factory=QuantizeConf)
     encode: EncodeConf = field(default_factory=EncodeConf)
+    sensitivity: SensitivityConf = field(default_factory=SensitivityConf)
     experiment: str = "default"
     seed: int = 0
     run_id: Optional[str] = None       # default: a fresh id; give an old one to resume it

@@ -140,6 +140,8 @@ class Run:
 def dense_stage(run: Run) -> None:
     d = run.cfg.dense
     run.fit("dense", d.epochs, d.lr, d.weight_decay, d.momentum, d.schedule)
+    torch.save(run.model.state_dict(), run.out_dir / "dense.pt")  # reusable: model.checkpoint=..., sensitivity
+    run.row["artifacts"]["dense_checkpoint"] = str(run.out_dir / "dense.pt")
     run.record("dense", run.evaluate())
     for name, module, kind in run.layers:
         e = run.layer_entry(name)
