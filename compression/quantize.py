@@ -114,14 +114,14 @@ def share_weights(
     if not 1 <= bits <= 16:
         raise ValueError(f"bits must be in 1..16, got {bits}")
     size = 2**bits
-    w = weight.detach().cpu().double().flatten()
+    w = weight.detach().cpu().flatten()
     if mask is None:
-        centroids, lab = kmeans_1d(w, size, init=init, max_iter=max_iter, seed=seed)
+        centroids, lab = kmeans_1d(w.numpy(), size, init=init, max_iter=max_iter, seed=seed)
         codebook = torch.from_numpy(centroids)
         labels = torch.from_numpy(lab)
     else:
         m = mask.detach().cpu().bool().flatten()
-        centroids, lab = kmeans_1d(w[m], size - 1, init=init, max_iter=max_iter, seed=seed)
+        centroids, lab = kmeans_1d(w[m].numpy(), size - 1, init=init, max_iter=max_iter, seed=seed)
         codebook = torch.cat([torch.zeros(1, dtype=torch.float64), torch.from_numpy(centroids)])
         labels = torch.zeros(w.numel(), dtype=torch.int64)
         labels[m] = torch.from_numpy(lab) + 1
