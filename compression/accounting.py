@@ -1,0 +1,150 @@
+"""Storage accounting: the columns of DC Tables 2-5, from what is actually encoded.
+
+Per layer (``layer_accounting``), with ``K = 2**weight_bits`` codebook entries:
+
+* ``weights``   numel of the weight tensor; ``nonzeros`` surviving (non-pruned) weights; for a
+  dense-quantized layer every weight is stored, so ``nonzeros = weights`` (density 1).
+* ``density``   nonzeros / weights.
+* ``entries``   stored entries = nonzeros + ``fillers`` (relative-index filler zeros, DC Fig. 2);
+  a dense-quantized layer stores ``weights`` entries and no fillers.
+* ``weight_bits_pq`` = weight_bits; ``index_bits_pq`` = index_bits (0 for dense-quantized).
+* ``weight_bits_pqh`` = real Huffman bits of the weight-index stream / entries;
+  ``index_bits_pqh`` = real Huffman bits of the gap stream / entries (0 for dense-quantized).
+* ``pq_bits``   = entries * (weight_bits + index_bits) + 32 * K   (fixed-width indices + fp32 codebook)
+* ``pqh_bits``  = weight-stream bits + gap-stream bits (real, not padded to bytes)
+                 + code-table bits (the stored tables: 8 * their bytes)
+                 + chunk-offset bits (8 * the stored offset bytes) + 32 * K
+* ``pct_pq``  = 100 * pq_bits / (32 * weights);  ``pct_pqh`` = 100 * pqh_bits / (32 * weights).
+
+Totals (``totals``):
+
+* ``size.dense_bytes`` = 4 * (all weights + all raw tensor elements: biases etc.)
+* ``size.pq_bytes``    = ceil(sum of pq_bits / 8) + bytes of the raw tensors as stored
+* ``size.pqh_bytes``   = bytes of every payload section actually written to the file: codebooks,
+  code tables, bitstreams (padded to whole bytes), chunk offsets, raw tensors; i.e. the file
+  size minus the fixed part (magic, version, lengths, JSON header with shapes/metadata, SHA-256).
+* ``size.file_bytes``  = real size of the file on disk.
+* ``ratio.p`` = weights / nonzeros (over all layers), ``ratio.pq`` = dense_bytes / pq_bytes,
+  ``ratio.pqh`` = dense_bytes / pqh_bytes.
+* ``total``: the table's "total" row: sums, and bits per entry averaged over all entries
+  (``weight_bits_pq`` = sum(entries * weight_bits) / sum(entries), ``weight_bits_pqh`` = sum of
+  weight-stream bits / sum(entries), likewise for the index), ``pct_*`` over all weights.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["layer_accounting", "totals", "huffman_bits", "best_index_bits"]
+
+
+def _div(a: float, b: float) -> float:
+    return float(a) / float(b) if b else 0.0
+
+
+def layer_accounting(
+    *,
+    name: str,
+    kind: str,
+    weights: int,
+    nonzeros: int,
+    entries: int,
+    weight_bits: int,
+    index_bits: int,
+    sparse: bool,
+    weight_stream_bits: int,
+    index_stream_bits: int,
+    table_bits: int,
+    offset_bits: int,
+    **extra,
+) -> dict:
+    """One row of DC Tables 2-5 (see the module docstring). ``extra`` keys are copied first."""
+    k = 1 << int(weight_bits)
+    ib = int(index_bits) if sparse else 0
+    codebook_bits = 32 * k
+    pq_bits = entries * (weight_bits + ib) + codebook_bits
+    pqh_bits = weight_stream_bits + index_stream_bits + table_bits + offset_bits + codebook_bits
+    row = dict(extra)
+    row.update(
+        name=name,
+        kind=kind,
+        sparse=bool(sparse),
+        weights=int(weights),
+        nonzeros=int(nonzeros),
+        density=_div(nonzeros, weights),
+        entries=int(entries),
+        fillers=int(entries - nonzeros) if sparse else 0,
+        weight_bits_pq=int(weight_bits),
+        weight_bits_pqh=_div(weight_stream_bits, entries),
+        index_bits_pq=ib,
+        index_bits_pqh=_div(index_stream_bits, entries),
+        codebook_bits=codebook_bits,
+        weight_stream_bits=int(weight_stream_bits),
+        index_stream_bits=int(index_stream_bits),
+        table_bits=int(table_bits),
+        offset_bits=int(offset_bits),
+        pq_bits=int(pq_bits),
+        pqh_bits=int(pqh_bits),
+        pct_pq=_div(100.0 * pq_bits, 32 * weights),
+        pct_pqh=_div(100.0 * pqh_bits, 32 * weights),
+    )
+    return row
+
+
+def totals(layers: list[dict], *, raw_elements: int, raw_bytes: int, pqh_bytes: int, file_bytes: int) -> dict:
+    """``{"size": ..., "ratio": ..., "total": ...}`` from the per-layer rows (module docstring)."""
+    w = sum(r["weights"] for r in layers)
+    nz = sum(r["nonzeros"] for r in layers)
+    e = sum(r["entries"] for r in layers)
+    pq_bits = sum(r["pq_bits"] for r in layers)
+    pqh_bits = sum(r["pqh_bits"] for r in layers)
+    dense_bytes = 4 * (w + int(raw_elements))
+    pq_bytes = math.ceil(pq_bits / 8) + int(raw_bytes)
+    total = {
+        "weights": w,
+        "nonzeros": nz,
+        "density": _div(nz, w),
+        "entries": e,
+        "fillers": sum(r["fillers"] for r in layers),
+        "weight_bits_pq": _div(sum(r["entries"] * r["weight_bits_pq"] for r in layers), e),
+        "weight_bits_pqh": _div(sum(r["weight_stream_bits"] for r in layers), e),
+        "index_bits_pq": _div(sum(r["entries"] * r["index_bits_pq"] for r in layers), e),
+        "index_bits_pqh": _div(sum(r["index_stream_bits"] for r in layers), e),
+        "pq_bits": pq_bits,
+        "pqh_bits": pqh_bits,
+        "pct_pq": _div(100.0 * pq_bits, 32 * w),
+        "pct_pqh": _div(100.0 * pqh_bits, 32 * w),
+        "raw_elements": int(raw_elements),
+        "raw_bytes": int(raw_bytes),
+    }
+    size = {"dense_bytes": dense_bytes, "pq_bytes": pq_bytes, "pqh_bytes": int(pqh_bytes), "file_bytes": int(file_bytes)}
+    ratio = {"p": _div(w, nz), "pq": _div(dense_bytes, pq_bytes), "pqh": _div(dense_bytes, pqh_bytes)}
+    return {"size": size, "ratio": ratio, "total": total}
+
+
+def huffman_bits(symbols, alphabet: int) -> int:
+    """Bits of a Huffman-coded stream plus its stored code table (what the file would hold)."""
+    import numpy as np
+
+    from compression.huffman import code_lengths, pack_lengths
+
+    counts = np.bincount(np.asarray(symbols, dtype=np.int64), minlength=alphabet)
+    lengths = code_lengths(counts)
+    return int((counts * lengths.astype(np.int64)).sum()) + 8 * len(pack_lengths(lengths))
+
+
+def best_index_bits(labels, weight_bits: int, candidates=range(2, 13)) -> tuple[int, dict[int, int]]:
+    """The relative-index width that makes a layer's P+Q+H storage smallest.
+
+    Wider gaps need fewer filler entries (each costs a weight index and a gap) but a larger
+    gap alphabet; after Huffman coding the optimum is often above the paper's fixed 4-5 bits.
+    Returns (best width, {width: weight-stream + gap-stream + table bits}).
+    """
+    from compression.sparse_format import encode_relative
+
+    cost = {}
+    for b in candidates:
+        symbols, gaps = encode_relative(labels, b)
+        cost[b] = huffman_bits(symbols, 2**weight_bits) + huffman_bits(gaps, 2**b)
+    best = min(cost, key=lambda b: (cost[b], b))
+    return best, cost

@@ -1,0 +1,222 @@
+import json
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from compression import container
+from compression.container import CompressedFileError, LayerInput, inspect, read_compressed, write_compressed
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
+
+
+def _quantize(w: torch.Tensor, bits: int, sparse: bool, density: float, rng):
+    """Toy prune + quantize: keep the largest |w|, codebook of evenly spaced centroids."""
+    k = 1 << bits
+    flat = w.detach().numpy().reshape(-1)
+    if sparse:
+        keep = np.abs(flat) >= np.quantile(np.abs(flat), 1 - density)
+        cb = np.concatenate([[0.0], np.linspace(flat.min(), flat.max(), k - 1)]).astype(np.float32)
+        lab = np.where(keep, 1 + np.abs(flat[:, None] - cb[None, 1:]).argmin(1), 0)
+    else:
+        cb = np.linspace(flat.min(), flat.max(), k).astype(np.float32)
+        lab = np.abs(flat[:, None] - cb[None, :]).argmin(1)
+    return cb, lab.reshape(w.shape)
+
+
+def _tiny(tmp_path, sparse_fc=True, name="m.dcz"):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    model = nn.Sequential(nn.Conv2d(2, 4, 3), nn.Flatten(), nn.Linear(4 * 4 * 4, 10))
+    cb1, lab1 = _quantize(model[0].weight, 8, True, 0.6, rng)
+    cb2, lab2 = _quantize(model[2].weight, 5, sparse_fc, 0.1, rng)
+    layers = [
+        LayerInput("0.weight", "conv1", "conv", tuple(model[0].weight.shape), cb1, torch.from_numpy(lab1), 8, 4),
+        LayerInput("2.weight", "fc1", "fc", tuple(model[2].weight.shape), cb2, lab2, 5, 3, sparse=sparse_fc),
+    ]
+    raw = {"0.bias": model[0].bias, "2.bias": model[2].bias.detach().numpy()}
+    path = tmp_path / name
+    rep = write_compressed(path, layers, raw, {"model": "tiny", "experiment": "test", "run_id": "r1"})
+    return model, layers, raw, path, rep
+
+
+@pytest.mark.parametrize("sparse_fc", [True, False])
+def test_roundtrip_identical(tmp_path, sparse_fc):
+    model, layers, raw, path, rep = _tiny(tmp_path, sparse_fc)
+    sd, meta, rep2 = read_compressed(path)
+    assert meta == {"model": "tiny", "experiment": "test", "run_id": "r1"}
+    assert list(sd) == ["0.weight", "2.weight", "0.bias", "2.bias"]
+    for l in layers:
+        want = torch.from_numpy(l.codebook[np.asarray(l.labels)])
+        assert sd[l.key].dtype == torch.float32 and sd[l.key].shape == want.shape
+        assert torch.equal(sd[l.key], want)
+    assert torch.equal(sd["0.bias"], model[0].bias.detach())
+    assert torch.equal(sd["2.bias"], torch.from_numpy(raw["2.bias"]))
+    assert rep2 == rep
+    assert rep["size"]["file_bytes"] == os.path.getsize(path)
+    assert rep["layers"][1]["sparse"] is sparse_fc
+    model.load_state_dict(sd)  # the keys and shapes fit the model
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_empty_and_full_layers(tmp_path):
+    cb = np.array([0.0, 1.0, 2.0, 3.0], np.float32)
+    layers = [
+        LayerInput("a", "fc1", "fc", (5, 7), cb, np.zeros((5, 7), np.int64), 2, 3),  # all pruned: no entries
+        LayerInput("b", "fc2", "fc", (3, 3), cb, np.full((3, 3), 2), 2, 3),  # 100% density, one symbol
+        LayerInput("c", "fc3", "fc", (0, 4), cb, np.zeros((0, 4), np.int64), 2, 3),  # zero-size
+    ]
+    rep = write_compressed(tmp_path / "e.dcz", layers, {}, {})
+    assert rep["layers"][0]["entries"] == 0 and rep["layers"][1]["entries"] == 9
+    sd, _, _ = read_compressed(tmp_path / "e.dcz")
+    assert not sd["a"].any() and (sd["b"] == 2.0).all() and sd["c"].shape == (0, 4)
+
+
+def test_multichunk_layer(tmp_path):
+    rng = np.random.default_rng(5)
+    n = 300 * 784
+    lab = np.where(rng.random(n) < 0.08, rng.integers(1, 64, n), 0).reshape(300, 784)
+    cb = np.concatenate([[0.0], rng.normal(size=63)]).astype(np.float32)
+    path = tmp_path / "big.dcz"
+    rep = write_compressed(path, [LayerInput("ip1.weight", "ip1", "fc", (300, 784), cb, lab, 6, 5)],
+                           {"ip1.bias": np.zeros(300, np.float32)}, {}, chunk_size=1000)
+    assert rep["layers"][0]["offset_bits"] > 0
+    sd, _, _ = read_compressed(path)
+    assert torch.equal(sd["ip1.weight"], torch.from_numpy(cb[lab]))
+
+
+def test_lenet300_fixed_overhead_below_1k(tmp_path):
+    rng = np.random.default_rng(0)
+    layers, raw = [], {}
+    for name, shape, d in [("ip1", (300, 784), 0.08), ("ip2", (100, 300), 0.09), ("ip3", (10, 100), 0.26)]:
+        n = int(np.prod(shape))
+        lab = np.where(rng.random(n) < d, rng.integers(1, 64, n), 0).reshape(shape)
+        cb = np.concatenate([[0.0], np.sort(rng.normal(size=63))]).astype(np.float32)
+        layers.append(LayerInput(f"{name}.weight", name, "fc", shape, cb, lab, 6, 5))
+        raw[f"{name}.bias"] = np.zeros(shape[0], np.float32)
+    meta = {"model": "lenet300", "experiment": "lenet300", "run_id": "20261129-061500-3f2a"}
+    rep = write_compressed(tmp_path / "l.dcz", layers, raw, meta)
+    s = rep["size"]
+    assert s["file_bytes"] == os.path.getsize(tmp_path / "l.dcz")
+    assert s["file_bytes"] - s["pqh_bytes"] < 1024
+    assert s["dense_bytes"] == 4 * (266200 + 410)
+
+
+def _damage(path: Path, out: Path, fn):
+    data = bytearray(path.read_bytes())
+    out.write_bytes(bytes(fn(data)))
+    return out
+
+
+def _flip(i):
+    def f(d):
+        d[i] ^= 0x01
+        return d
+    return f
+
+
+def test_damaged_files_raise(tmp_path):
+    _, _, _, path, _ = _tiny(tmp_path)
+    size = os.path.getsize(path)
+    hlen = struct.unpack_from("<I", path.read_bytes(), 10)[0]
+    cases = {
+        "truncated": (lambda d: d[: size - 10], "truncated"),
+        "truncated_tiny": (lambda d: d[:5], "magic"),
+        "payload_flip": (_flip(22 + hlen + 40), "checksum"),
+        "header_flip": (_flip(22 + 5), "checksum"),
+        "checksum_flip": (_flip(size - 1), "checksum"),
+        "magic": (lambda d: b"PK\x03\x04" + d[4:], "magic"),
+        "trailing": (lambda d: d + b"\x00", "trailing"),
+        "version": (lambda d: d[:8] + struct.pack("<H", 99) + d[10:], "version"),
+        "empty": (lambda d: b"", "magic"),
+    }
+    for name, (fn, word) in cases.items():
+        bad = _damage(path, tmp_path / f"{name}.dcz", fn)
+        with pytest.raises(CompressedFileError, match=word) as ei:
+            read_compressed(bad)
+        assert str(bad) in str(ei.value)
+        with pytest.raises(CompressedFileError):
+            inspect(bad, decode=False)
+    with pytest.raises(CompressedFileError, match="no such file"):
+        read_compressed(tmp_path / "missing.dcz")
+
+
+def test_consistent_but_lying_header_is_rejected(tmp_path):
+    """A header edited with a recomputed checksum (e.g. a buggy writer) must still not decode wrong."""
+    import hashlib
+
+    _, _, _, path, _ = _tiny(tmp_path)
+    data = path.read_bytes()
+    hlen = struct.unpack_from("<I", data, 10)[0]
+    header = json.loads(data[22:22 + hlen])
+
+    def rebuild(h):
+        hb = json.dumps(h, separators=(",", ":")).encode()
+        body = data[22 + hlen:-32]
+        prefix = struct.pack("<8sHIQ", container.MAGIC, 1, len(hb), 22 + len(hb) + len(body) + 32)
+        blob = prefix + hb + body
+        out = tmp_path / "lie.dcz"
+        out.write_bytes(blob + hashlib.sha256(blob).digest())
+        return out
+
+    h = json.loads(json.dumps(header))
+    h["layers"][0]["nz"] -= 1  # wrong non-zero count
+    with pytest.raises(CompressedFileError, match="non-zeros"):
+        read_compressed(rebuild(h))
+    h = json.loads(json.dumps(header))
+    h["layers"][0]["shape"] = [4, 2, 3, 2]  # fewer weights than the entries reach (72 -> 48)
+    with pytest.raises(CompressedFileError, match="past the end"):
+        read_compressed(rebuild(h))
+    h = json.loads(json.dumps(header))
+    h["layers"][0]["w"][0] += 8  # stream one byte longer than the payload holds
+    with pytest.raises(CompressedFileError, match="payload bytes"):
+        read_compressed(rebuild(h))
+
+
+def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
+    _, layers, raw, path, _ = _tiny(tmp_path)
+    before = path.read_bytes()
+    # invalid input: nothing is created, the existing file is untouched
+    bad = LayerInput("x", "fc9", "fc", (2, 2), np.array([0.0, 1.0], np.float32), np.array([[0, 5], [1, 1]]), 1, 2)
+    with pytest.raises(ValueError):
+        write_compressed(path, [bad], {}, {})
+    with pytest.raises(ValueError):  # sparse codebook without 0.0 at index 0
+        write_compressed(path, [LayerInput("x", "f", "fc", (2,), np.array([1.0, 2.0], np.float32),
+                                           np.array([0, 1]), 1, 2)], {}, {})
+    # failure during the write itself (disk error at fsync)
+    def boom(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(container.os, "fsync", boom)
+    with pytest.raises(OSError):
+        write_compressed(path, layers, raw, {})
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.dcz"]
+
+
+def test_cli(tmp_path):
+    _, _, _, path, _ = _tiny(tmp_path)
+    r = subprocess.run([PY, "-m", "compression", "inspect", str(path)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "conv1" in r.stdout and "fc1" in r.stdout and "checksum+decode" in r.stdout
+    bad = _damage(path, tmp_path / "bad.dcz", _flip(100))
+    out = tmp_path / "out.pt"
+    r = subprocess.run([PY, "-m", "compression", "decode", str(bad), str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1 and "checksum" in r.stderr
+    assert not out.exists() and not list(tmp_path.glob("*.tmp")) and not list(tmp_path.glob(".*"))
+    r = subprocess.run([PY, "-m", "compression", "decode", str(path), str(out)], cwd=ROOT, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    sd = torch.load(out)
+    assert torch.equal(sd["0.weight"], read_compressed(path)[0]["0.weight"])
