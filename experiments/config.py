@@ -152,6 +152,9 @@ class QuantizeConf:
 class EncodeConf:
     enabled: bool = False
     index_bits: Dict[str, int] = field(default_factory=lambda: {"conv": 5, "fc": 5})
+    # Search each layer's gap width (2..12 bits) for the smallest Huffman-coded size instead of
+    # using index_bits: fewer fillers pay for the larger gap alphabet (compression/accounting.py).
+    optimize_index_bits: bool = False
 
     def __post_init__(self):
         _check_bits("encode.index_bits", self.index_bits, 1, 16)

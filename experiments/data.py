@@ -221,3 +221,97 @@ class MNISTSampleDataModule(InMemoryDataModule):
         perm = np.random.default_rng(12345).permutation(len(y))  # fixed: the test set never changes
         te, tr = perm[: self.test_size], perm[self.test_size:]
         return x[tr].astype(np.uint8), y[tr], x[te].astype(np.uint8), y[te]
+
+
+class FakeImageNetDataModule(InMemoryDataModule):
+    """Small synthetic ImageNet-shaped data (3x224x224, 1000 classes) for smoke tests: numbers mean nothing."""
+
+    name = "fake_imagenet"
+    num_classes = 1000
+    in_channels = 3
+    image_size = 224
+
+    def __init__(self, train_samples: int = 96, test_size: int = 32, val_size: int = 32, image_size: int = 224, **kw):
+        super().__init__(val_size=val_size, **kw)
+        self.train_samples, self.test_size, self.image_size = train_samples, test_size, image_size
+
+    def load(self):
+        g = np.random.default_rng(self.split_seed)
+        n = self.train_samples + self.val_size
+        shape = (self.in_channels, self.image_size, self.image_size)
+        x_tr = g.integers(0, 256, (n, *shape), dtype=np.uint8)
+        x_te = g.integers(0, 256, (self.test_size, *shape), dtype=np.uint8)
+        return x_tr, g.integers(0, self.num_classes, n), x_te, g.integers(0, self.num_classes, self.test_size)
+
+
+class ImageNetDataModule(pl.LightningDataModule):
+    """ImageNet (ILSVRC-2012) as torchvision ImageFolders over ``<root>/train`` and ``<root>/val``.
+
+    ``val`` (the 50,000 official validation images, one folder per class) is our test split;
+    our validation split is ``val_size`` images held out of ``train``. Standard transforms:
+    RandomResizedCrop(224) + flip for training, Resize(256) + CenterCrop(224) for evaluation.
+    """
+
+    name = "imagenet"
+    num_classes = 1000
+    in_channels = 3
+    image_size = 224
+    MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+    def __init__(self, root: str | None = None, batch_size: int = 256, eval_batch_size: int = 256,
+                 val_size: int = 10000, split_seed: int = 0, num_workers: int = 8, image_size: int = 224, **_):
+        super().__init__()
+        self.root = Path(root) if root else None
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.val_size, self.split_seed, self.num_workers = val_size, split_seed, num_workers
+        self.image_size = image_size
+        self._ready = False
+
+    def check(self) -> None:
+        """Fail fast, before any training, when the folder is missing or malformed."""
+        if self.root is None:
+            raise UserError("data=imagenet needs data.root=FOLDER holding train/ and val/ (one sub-folder per class)")
+        for split in ("train", "val"):
+            d = self.root / split
+            if not d.is_dir():
+                raise UserError(f"ImageNet folder {d} is missing: data.root must hold train/ and val/, "
+                                f"each with one sub-folder per class (e.g. train/n01440764/*.JPEG)")
+        tr = sorted(p.name for p in (self.root / "train").iterdir() if p.is_dir())
+        va = sorted(p.name for p in (self.root / "val").iterdir() if p.is_dir())
+        if not tr:
+            raise UserError(f"{self.root / 'train'} has no class sub-folders; ImageFolder needs train/<class>/<image>")
+        if tr != va:
+            raise UserError(f"{self.root}: train/ has {len(tr)} classes, val/ has {len(va)}, and they differ; "
+                            f"val/ must be sorted into the same class folders as train/")
+        if len(tr) != self.num_classes:
+            raise UserError(f"{self.root / 'train'} has {len(tr)} classes; ImageNet has {self.num_classes}")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._ready:
+            return
+        self.check()
+        from torchvision import datasets, transforms as T
+
+        norm = T.Normalize(self.MEAN, self.STD)
+        train_tf = T.Compose([T.RandomResizedCrop(self.image_size), T.RandomHorizontalFlip(), T.ToTensor(), norm])
+        eval_tf = T.Compose([T.Resize(256), T.CenterCrop(self.image_size), T.ToTensor(), norm])
+        train_full = datasets.ImageFolder(str(self.root / "train"), transform=train_tf)
+        train_eval = datasets.ImageFolder(str(self.root / "train"), transform=eval_tf)
+        perm = torch.randperm(len(train_full), generator=torch.Generator().manual_seed(self.split_seed)).tolist()
+        self.train_set = torch.utils.data.Subset(train_full, perm[self.val_size:])
+        self.val_set = torch.utils.data.Subset(train_eval, perm[: self.val_size])
+        self.test_set = datasets.ImageFolder(str(self.root / "val"), transform=eval_tf)
+        self._ready = True
+
+    def _loader(self, ds, bs, shuffle):
+        return DataLoader(ds, batch_size=bs, shuffle=shuffle, num_workers=self.num_workers,
+                          pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, self.batch_size, True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, self.eval_batch_size, False)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set, self.eval_batch_size, False)

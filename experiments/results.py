@@ -20,12 +20,15 @@ def new_run_id() -> str:
 
 
 def git_info(root: str | Path) -> dict[str, Any]:
-    """HEAD commit and whether the tree had uncommitted changes (results/ itself excluded)."""
+    """HEAD commit and whether tracked files had uncommitted changes (results/ itself excluded).
+
+    Untracked files are not counted: committed code cannot import them on a fresh clone.
+    """
     def git(*args):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
     try:
         head = git("rev-parse", "HEAD")
-        status = git("status", "--porcelain", "--", ".", ":(exclude)results")
+        status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
     except (OSError, subprocess.TimeoutExpired):
         return {"git_commit": None, "git_dirty": None}
     if head.returncode != 0:

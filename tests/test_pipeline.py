@@ -7,7 +7,7 @@ from conftest import compose_cfg, rows_in, run_cli
 from experiments.pipeline import run
 
 TINY = ["data=mnist_sample", "dense.epochs=1", "prune.rounds=2", "prune.epochs_per_round=1", "quantize.epochs=1",
-        "logger=none", "trainer.enable_progress_bar=false", "encode=none"]
+        "logger=none", "trainer.enable_progress_bar=false"]
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +56,32 @@ def test_same_seed_same_numbers(tmp_path):
                          "trainer.deterministic=true"], tmp_path / "b"))
     assert a["metrics"] == b["metrics"]
     assert not (tmp_path / "a" / "results").exists()  # write_row=false writes nothing
+
+
+def test_row_storage_fields_come_from_the_file(lenet300_row):
+    import os
+
+    row, _, tmp = lenet300_row
+    path = row["artifacts"]["compressed_file"]
+    assert os.path.isfile(path)
+    assert row["size"]["file_bytes"] == os.path.getsize(path)
+    assert 0 < row["size"]["file_bytes"] - row["size"]["pqh_bytes"] < 1024  # fixed header only
+    assert row["size"]["dense_bytes"] == 4 * (266200 + 410)
+    assert row["ratio"]["pqh"] == pytest.approx(row["size"]["dense_bytes"] / row["size"]["pqh_bytes"], rel=1e-3)
+    for l in row["layers"]:
+        for k in ("weight_bits_pq", "weight_bits_pqh", "index_bits_pq", "index_bits_pqh", "pct_pq", "pct_pqh",
+                  "entries", "fillers"):
+            assert k in l, k
+        assert l["weight_bits_pq"] == 6
+
+
+def test_compressed_file_decodes_to_the_reported_error(lenet300_row, tmp_path):
+    import subprocess
+
+    from conftest import PY, ROOT
+
+    row, _, _ = lenet300_row
+    out = subprocess.run([PY, "-m", "experiments.evaluate", row["artifacts"]["compressed_file"], "data=mnist_sample"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert f"top1_err {row['metrics']['compressed/top1_err']:.2f}" in out.stdout

@@ -1,0 +1,84 @@
+"""Encode stage: the quantized (and pruned) model -> one compressed file -> decoded model -> error.
+
+Every size in the row comes from the file's own report; the ``compressed/`` error is
+measured on the model rebuilt from the file, never on the in-memory model.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from compression.accounting import best_index_bits
+from compression.container import LayerInput, read_compressed, write_compressed
+from compression.quantize import codebook_and_labels
+from experiments.config import per_layer
+from experiments.models import build_model, prunable_layers
+
+log = logging.getLogger(__name__)
+
+LAYER_KEYS = ("weights", "nonzeros", "density", "entries", "fillers", "weight_bits_pq", "weight_bits_pqh",
+              "index_bits_pq", "index_bits_pqh", "pct_pq", "pct_pqh")
+
+
+def layer_inputs(model: torch.nn.Module, index_bits: dict, optimize: bool = False) -> list[LayerInput]:
+    """One LayerInput per weight-shared layer, keyed by its state_dict name."""
+    paths = dict(model.layer_paths)
+    out = []
+    for name, module, kind in prunable_layers(model):
+        codebook, labels, sparse = codebook_and_labels(module)
+        bits = int(round(np.log2(codebook.numel())))
+        ib = int(per_layer(index_bits, name, kind, "encode.index_bits"))
+        if optimize and sparse:
+            ib, _ = best_index_bits(labels.numpy().ravel(), bits)
+        out.append(LayerInput(key=f"{paths[name]}.weight", name=name, kind=kind, shape=tuple(labels.shape),
+                              codebook=codebook.numpy().astype(np.float32), labels=labels.numpy(),
+                              weight_bits=bits, index_bits=ib, sparse=sparse))
+    return out
+
+
+def raw_tensors(model: torch.nn.Module, encoded_keys: set[str]) -> dict[str, torch.Tensor]:
+    """Every other state_dict entry the model needs (biases, ...), stored as fp32 and counted."""
+    from experiments.pipeline import clean_model_of
+
+    state = clean_model_of(model).state_dict()
+    return {k: v.detach().cpu() for k, v in state.items() if k not in encoded_keys}
+
+
+def encode_model(model: torch.nn.Module, path: Path, index_bits: dict, meta: dict, optimize: bool = False) -> dict:
+    layers = layer_inputs(model, index_bits, optimize)
+    raw = raw_tensors(model, {l.key for l in layers})
+    return write_compressed(path, layers, raw, meta)
+
+
+def encode_stage(run) -> None:
+    cfg = run.cfg
+    path = Path(run.out_dir) / f"{run.row['run_id']}.dcz"
+    meta = {"model": cfg.model.name, "num_classes": run.dm.num_classes, "in_channels": run.dm.in_channels,
+            "image_size": run.dm.image_size, "run_id": run.row["run_id"]}
+    report = encode_model(run.model, path, dict(cfg.encode.index_bits), meta, cfg.encode.optimize_index_bits)
+    decoded = decode_to_model(path)
+    run.record("compressed", run.evaluate(decoded))
+    for lr in report["layers"]:
+        e = run.layer_entry(lr["name"])
+        e.update({k: _round(lr[k]) for k in LAYER_KEYS if k in lr})
+    run.row["size"] = {k: int(report[k]) for k in ("dense_bytes", "pq_bytes", "pqh_bytes", "file_bytes")}
+    run.row.setdefault("ratio", {}).update({k: round(float(v), 4) for k, v in report["ratio"].items() if k != "p"})
+    run.row["artifacts"]["compressed_file"] = str(path)
+    log.info("compressed file %s: %d bytes, %.1fx", path, report["file_bytes"], report["ratio"]["pqh"])
+
+
+def decode_to_model(path: str | Path) -> torch.nn.Module:
+    """Rebuild the model described by a compressed file and load its decoded weights."""
+    state, meta, _ = read_compressed(path)
+    model = build_model(meta["model"], num_classes=meta["num_classes"], in_channels=meta.get("in_channels", 1),
+                        image_size=meta.get("image_size", 28))
+    model.load_state_dict(state, strict=True)
+    return model
+
+
+def _round(v):
+    return round(float(v), 4) if isinstance(v, float) else v
