@@ -56,12 +56,20 @@ def encode_model(model: torch.nn.Module, path: Path, index_bits: dict, meta: dic
 
 def encode_stage(run) -> None:
     cfg = run.cfg
-    path = Path(run.out_dir) / f"{run.row['run_id']}.dcz"
+    # Beside the row: results/runs/<experiment>/<run_id>.dcz (the file whose size we report).
+    path = Path(cfg.paths.results_dir) / "runs" / cfg.experiment / f"{run.row['run_id']}.dcz"
+    if not cfg.write_row:
+        path = Path(run.out_dir) / path.name
+    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"model": cfg.model.name, "num_classes": run.dm.num_classes, "in_channels": run.dm.in_channels,
             "image_size": run.dm.image_size, "run_id": run.row["run_id"]}
     report = encode_model(run.model, path, dict(cfg.encode.index_bits), meta, cfg.encode.optimize_index_bits)
-    decoded = decode_to_model(path)
-    run.record("compressed", run.evaluate(decoded))
+    try:
+        decoded = decode_to_model(path)
+        run.record("compressed", run.evaluate(decoded))
+    except BaseException:
+        path.unlink(missing_ok=True)  # no file without its row
+        raise
     for lr in report["layers"]:
         e = run.layer_entry(lr["name"])
         e.update({k: _round(lr[k]) for k in LAYER_KEYS if k in lr})

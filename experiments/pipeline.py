@@ -267,9 +267,21 @@ def run(cfg: DictConfig) -> dict:
         r.row["time_s"]["encode"] = round(time.time() - t, 2)
     r.row["time_s"]["total"] = round(time.time() - t0, 2)
     if cfg.write_row and _is_rank_zero():
-        path = write_row(cfg.paths.results_dir, r.row)
+        path = write_row(cfg.paths.results_dir, relative_paths(r.row, cfg.paths.root_dir))
         r.row["artifacts"]["row"] = str(path)
     return r.row
+
+
+def relative_paths(obj, root: str):
+    """The row names files relative to the repository, never by this machine's absolute paths."""
+    root = str(root).rstrip("/")
+    if isinstance(obj, dict):
+        return {k: relative_paths(v, root) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [relative_paths(v, root) for v in obj]
+    if isinstance(obj, str) and root and (obj == root or obj.startswith(root + "/")):
+        return obj[len(root) + 1:] or "."
+    return obj
 
 
 def _is_rank_zero() -> bool:
