@@ -108,6 +108,7 @@ class PruneConf:
     l1: float = 1e-5
     dropout_rescale: bool = True       # D_r = D_o * sqrt(C_ir / C_io)
     alternate: bool = False            # retrain fc with conv frozen, then conv with fc frozen
+    remove_dead_neurons: bool = False  # also save a smaller dense model without dead units (same outputs)
 
     def __post_init__(self):
         _check(self.method in ("density", "quality"), "prune.method", self.method, "must be density or quality")
@@ -206,6 +207,7 @@ class RunConf:
     seed: int = 0
     run_id: Optional[str] = None       # default: a fresh id; give an old one to resume it
     write_row: bool = True
+    storage_only: bool = False         # prune + quantize + encode the weights as they are: no data, no training
     tags: List[str] = field(default_factory=list)
 
     def __post_init__(self):

@@ -42,10 +42,9 @@ def layer_inputs(model: torch.nn.Module, index_bits: dict, optimize: bool = Fals
 
 def raw_tensors(model: torch.nn.Module, encoded_keys: set[str]) -> dict[str, torch.Tensor]:
     """Every other state_dict entry the model needs (biases, ...), stored as fp32 and counted."""
-    from experiments.pipeline import clean_model_of
+    from experiments.pipeline import clean_state_dict
 
-    state = clean_model_of(model).state_dict()
-    return {k: v.detach().cpu() for k, v in state.items() if k not in encoded_keys}
+    return {k: v.cpu() for k, v in clean_state_dict(model).items() if k not in encoded_keys}
 
 
 def encode_model(model: torch.nn.Module, path: Path, index_bits: dict, meta: dict, optimize: bool = False) -> dict:
@@ -61,12 +60,14 @@ def encode_stage(run) -> None:
     if not cfg.write_row:
         path = Path(run.out_dir) / path.name
     path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"model": cfg.model.name, "num_classes": run.dm.num_classes, "in_channels": run.dm.in_channels,
-            "image_size": run.dm.image_size, "run_id": run.row["run_id"]}
+    meta = {"model": cfg.model.name, **run.shape, "run_id": run.row["run_id"]}
     report = encode_model(run.model, path, dict(cfg.encode.index_bits), meta, cfg.encode.optimize_index_bits)
     try:
         decoded = decode_to_model(path)
-        run.record("compressed", run.evaluate(decoded))
+        if run.storage_only:
+            _check_round_trip(run.model, decoded)
+        else:
+            run.record("compressed", run.evaluate(decoded))
     except BaseException:
         path.unlink(missing_ok=True)  # no file without its row
         raise
@@ -90,3 +91,13 @@ def decode_to_model(path: str | Path) -> torch.nn.Module:
 
 def _round(v):
     return round(float(v), 4) if isinstance(v, float) else v
+
+
+def _check_round_trip(model: torch.nn.Module, decoded: torch.nn.Module) -> None:
+    """The file must decode to exactly the in-memory quantized weights (storage-only runs have no data to test on)."""
+    from experiments.pipeline import clean_state_dict
+
+    want = clean_state_dict(model)
+    for k, v in decoded.state_dict().items():
+        if not torch.equal(v, want[k].to(v.dtype)):
+            raise RuntimeError(f"compressed file does not decode to the model: tensor {k} differs")

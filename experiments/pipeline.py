@@ -44,20 +44,29 @@ class Run:
         self.out_dir = Path(cfg.paths.output_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
-        self.dm = instantiate(cfg.data)
-        self.dm.setup("fit")  # missing data fails here, before any training
-        self.model = build_model(cfg.model.name, num_classes=self.dm.num_classes,
-                                 in_channels=self.dm.in_channels, image_size=self.dm.image_size,
-                                 pretrained=cfg.model.pretrained, checkpoint=cfg.model.checkpoint)
+        self.storage_only = bool(cfg.storage_only)
+        if self.storage_only:  # no data at all: shapes come from the data config
+            self.dm = None
+            shape = dict(num_classes=cfg.data.num_classes, in_channels=cfg.data.in_channels,
+                         image_size=cfg.data.image_size)
+        else:
+            self.dm = instantiate(cfg.data)
+            self.dm.setup("fit")  # missing data fails here, before any training
+            shape = dict(num_classes=self.dm.num_classes, in_channels=self.dm.in_channels,
+                         image_size=self.dm.image_size)
+        self.shape = shape
+        self.model = build_model(cfg.model.name, **shape, pretrained=cfg.model.pretrained,
+                                 checkpoint=cfg.model.checkpoint)
         self.layers = prunable_layers(self.model)
         self.names = [n for n, _, _ in self.layers]
         self._check_layer_keys()
         self.row = {
             "schema": 1, "experiment": cfg.experiment, "run_id": cfg.run_id or new_run_id(),
-            "model": cfg.model.name, "dataset": self.dm.name, "seed": cfg.seed,
-            **git_info(cfg.paths.root_dir), "storage_only": False,
+            "model": cfg.model.name, "dataset": "none" if self.storage_only else self.dm.name, "seed": cfg.seed,
+            **git_info(cfg.paths.root_dir), "storage_only": self.storage_only,
             "weights_source": "checkpoint" if cfg.model.checkpoint else
-                              ("pretrained" if cfg.model.pretrained else "trained"),
+                              ("pretrained" if cfg.model.pretrained else
+                               ("initialized" if self.storage_only else "trained")),
             "config": OmegaConf.to_container(cfg, resolve=True),
             "metrics": {}, "params": param_counts(self.model), "layers": [],
             "time_s": {}, "artifacts": {},
@@ -202,15 +211,29 @@ def prune_stage(run: Run) -> None:
         log.info("prune round %d: %s", r + 1, info)
         run.row["rounds"].append(info)
     run.record("pruned", run.evaluate())
-    chain = [m for _, m, _ in run.layers]
-    for (name, module, kind), dead in zip(run.layers, dead_units(chain)):
-        e = run.layer_entry(name)
-        nz = int((module.weight != 0).sum())
-        e.update(kind=kind, weights=int(module.weight.numel()), nonzeros=nz, density=nz / module.weight.numel(),
-                 dead_in=dead["dead_in"], dead_out=dead["dead_out"], units=dead["units"])
-    total = sum(e["weights"] for e in run.row["layers"])
-    remaining = sum(e["nonzeros"] for e in run.row["layers"])
-    run.row.setdefault("ratio", {})["p"] = round(total / max(remaining, 1), 4)
+    _layer_report(run)
+    if c.remove_dead_neurons:
+        _export_without_dead_neurons(run)
+
+
+def _export_without_dead_neurons(run: Run) -> None:
+    """LWC "pruning neurons": save a physically smaller dense model with the same outputs."""
+    from compression.neurons import remove_dead_units
+
+    small, removed = remove_dead_units(clean_model_of(run.model), list(run.model.layer_paths.values()),
+                                       run.model.activations)
+    x, _ = next(iter(run.dm.test_dataloader()))
+    ref = clean_model_of(run.model).eval()
+    with torch.no_grad():
+        diff = float((small.eval()(x) - ref(x)).abs().max())
+    if diff > 1e-3:
+        raise RuntimeError(f"dead-neuron removal changed the outputs by {diff}")
+    path = run.out_dir / "pruned_neurons_removed.pt"
+    torch.save(small, path)
+    for (name, _, _), n in zip(run.layers, removed):
+        run.layer_entry(name)["units_removed"] = n
+    run.row["artifacts"]["neurons_removed_model"] = str(path)
+    log.info("removed dead units %s (max output change %.2e) -> %s", removed, diff, path)
 
 
 def _overall_density(run: Run) -> float:
@@ -234,26 +257,79 @@ def quantize_stage(run: Run) -> None:
 
 
 def clean_model_of(model: nn.Module) -> nn.Module:
-    """A plain copy of the model (no masks, no parametrizations) with the effective weights."""
+    """A plain copy of a pruned (not weight-shared) model: masks folded into the weights."""
     import copy
 
+    if any(parametrize.is_parametrized(m) for _, m, _ in prunable_layers(model)):
+        # deepcopy shares parametrize's generated classes, so removing them would break the original
+        raise ValueError("clean_model_of: weight-shared model; use clean_state_dict")
     model = copy.deepcopy(model)
     for _, module, _ in prunable_layers(model):
-        if parametrize.is_parametrized(module, "weight"):
-            parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
         if prune.is_pruned(module) and hasattr(module, "weight_orig"):
             prune.remove(module, "weight")
     return model
 
 
+def clean_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state_dict a plain model would have: effective weights, no masks or parametrization internals."""
+    state = {}
+    paths = {path for path in model.layer_paths.values()}
+    for k, v in model.state_dict().items():
+        if ".parametrizations." in k or k.endswith("weight_orig") or k.endswith("weight_mask"):
+            continue
+        state[k] = v.detach()
+    for path in paths:
+        state[f"{path}.weight"] = model.get_submodule(path).weight.detach().clone()
+    return state
+
+
+def storage_prune_stage(run: Run) -> None:
+    """Storage-only: prune once, straight to the configured densities (no data, no retraining)."""
+    c = run.cfg.prune
+    if c.method == "density":
+        targets = resolve_per_layer(dict(c.density), run.names)
+    else:
+        qualities = resolve_per_layer(dict(c.quality), run.names)
+    for name, module, kind in run.layers:
+        if c.method == "density":
+            magnitude_prune(module, "weight", density=targets[name])
+        else:
+            magnitude_prune(module, "weight", quality=qualities[name])
+    _layer_report(run)
+
+
+def _layer_report(run: Run) -> None:
+    chain = [m for _, m, _ in run.layers]
+    for (name, module, kind), dead in zip(run.layers, dead_units(chain)):
+        e = run.layer_entry(name)
+        nz = int((module.weight != 0).sum())
+        e.update(kind=kind, weights=int(module.weight.numel()), nonzeros=nz, density=nz / module.weight.numel(),
+                 dead_in=dead["dead_in"], dead_out=dead["dead_out"], units=dead["units"])
+    total = sum(e["weights"] for e in run.row["layers"])
+    remaining = sum(e["nonzeros"] for e in run.row["layers"])
+    run.row.setdefault("ratio", {})["p"] = round(total / max(remaining, 1), 4)
+
+
+def storage_quantize_stage(run: Run) -> None:
+    c = run.cfg.quantize
+    for i, (name, module, kind) in enumerate(run.layers):
+        mask = make_permanent(module) if run.cfg.prune.enabled else None
+        bits = int(per_layer(c.bits, name, kind, "quantize.bits"))
+        apply_weight_sharing(module, bits, mask=mask, init=c.init, seed=run.cfg.seed + i)
+        run.layer_entry(name).update(kind=kind, weights=int(module.weight.numel()), weight_bits_pq=bits)
+
+
 STAGES = [("dense", dense_stage, None), ("prune", prune_stage, "prune"), ("quantize", quantize_stage, "quantize")]
+STORAGE_STAGES = [("prune", storage_prune_stage, "prune"), ("quantize", storage_quantize_stage, "quantize")]
 
 
 def run(cfg: DictConfig) -> dict:
     """Run every enabled stage and write the results row. Returns the row."""
     t0 = time.time()
     r = Run(cfg)
-    for stage, fn, switch in STAGES:
+    if r.storage_only and not cfg.encode.enabled:
+        raise UserError("storage_only=true measures storage: it needs encode=huffman (and usually prune/quantize)")
+    for stage, fn, switch in (STORAGE_STAGES if r.storage_only else STAGES):
         if switch is not None and not cfg[switch].enabled:
             continue
         t = time.time()

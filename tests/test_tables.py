@@ -1,0 +1,161 @@
+"""experiments.tables on hand-written rows: row choice, hand-checked Markdown, atomic output."""
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from experiments import paper_values as pv
+from experiments import tables
+
+CLEAN = "20260101-000000-aaaaaa"
+
+LENET300 = {
+    "schema": 1, "experiment": "lenet300", "run_id": CLEAN, "model": "lenet300", "dataset": "fashion_mnist",
+    "seed": 0, "git_commit": "0123456789abcdef", "git_dirty": False, "storage_only": False,
+    "weights_source": "trained", "config": {},
+    "metrics": {"dense/top1_err": 10.3, "dense/top5_err": 0.4, "compressed/top1_err": 10.52,
+                "compressed/top5_err": 0.41},
+    "layers": [
+        {"name": "ip1", "kind": "fc", "weights": 235200, "nonzeros": 18816, "density": 0.08, "entries": 19000,
+         "weight_bits_pq": 6, "weight_bits_pqh": 4.4, "index_bits_pq": 5, "index_bits_pqh": 3.7,
+         "pct_pq": 3.1, "pct_pqh": 2.32},
+        # no nonzeros key: round(0.09 * 30000) = 2700
+        {"name": "ip2", "kind": "fc", "weights": 30000, "density": 0.09, "entries": 3000,
+         "weight_bits_pq": 6, "weight_bits_pqh": 4.0, "index_bits_pq": 5, "index_bits_pqh": 4.0,
+         "pct_pq": 3.8, "pct_pqh": 3.04},
+        # no nonzeros, no entries: nonzeros = round(0.25 * 1000) = 250 is the weight of its bits
+        {"name": "ip3", "kind": "fc", "weights": 1000, "density": 0.25,
+         "weight_bits_pq": 6, "weight_bits_pqh": 4.8, "index_bits_pq": 5, "index_bits_pqh": 3.2,
+         "pct_pq": 15.7, "pct_pqh": 12.7},
+    ],
+    "size": {"dense_bytes": 1066440, "pq_bytes": 33000, "pqh_bytes": 26000, "file_bytes": 27300},
+    "ratio": {"p": 12.23, "pq": 32.3164, "pqh": 41.0169},
+}
+
+ALEXNET_W = {"conv1": 23232, "conv2": 307200, "conv3": 663552, "conv4": 884736, "conv5": 589824,
+             "fc6": 37748736, "fc7": 16777216, "fc8": 4096000}
+ALEXNET_D = {"conv1": .84, "conv2": .38, "conv3": .35, "conv4": .37, "conv5": .37, "fc6": .09, "fc7": .09, "fc8": .25}
+ALEXNET_STORAGE = {
+    "schema": 1, "experiment": "alexnet", "run_id": "20260104-000000-dddddd", "model": "alexnet", "dataset": "none",
+    "git_commit": "fedcba9876543210", "git_dirty": False, "storage_only": True, "weights_source": "pretrained",
+    "metrics": {},
+    "layers": [{"name": n, "weights": w, "density": ALEXNET_D[n], "weight_bits_pq": 8 if n.startswith("conv") else 5,
+                "weight_bits_pqh": 5.0, "index_bits_pq": 4, "index_bits_pqh": 3.0, "pct_pq": 10.0, "pct_pqh": 8.0}
+               for n, w in ALEXNET_W.items()],
+    "size": {"dense_bytes": 244403360, "pq_bytes": 10000000, "pqh_bytes": 8575556, "file_bytes": 9000000},
+    "ratio": {"pq": 24.44, "pqh": 28.5},
+}
+
+
+def _write(runs: Path, rel: str, row: dict) -> None:
+    p = runs / rel
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(row))
+
+
+@pytest.fixture
+def runs(tmp_path):
+    r = tmp_path / "runs"
+    _write(r, f"lenet300/{CLEAN}.json", LENET300)
+    # later but dirty: ignored
+    _write(r, "lenet300/20260102-000000-bbbbbb.json",
+           {**LENET300, "run_id": "20260102-000000-bbbbbb", "git_dirty": True, "metrics": {"compressed/top1_err": 99.0}})
+    # later, clean, but incomplete (no compressed error, no file size): ignored
+    _write(r, "lenet300/20260103-000000-cccccc.json",
+           {**LENET300, "run_id": "20260103-000000-cccccc", "metrics": {"dense/top1_err": 10.3}, "size": {}})
+    # later, clean, complete, but a sweep job (subfolder): ignored
+    _write(r, "lenet300/sweep/20260105-000000-eeeeee.json", {**LENET300, "run_id": "20260105-000000-eeeeee"})
+    # AlexNet: storage-only; LeNet-5 and VGG-16: no rows
+    _write(r, "alexnet/20260104-000000-dddddd.json", ALEXNET_STORAGE)
+    return r
+
+
+def test_row_choice(runs):
+    ch = tables.choose_rows(tables.load_rows(runs))
+    assert (ch["lenet300"].kind, ch["lenet300"].row["run_id"]) == ("complete", CLEAN)
+    assert (ch["alexnet"].kind, ch["alexnet"].row["run_id"]) == ("storage-only", "20260104-000000-dddddd")
+    assert ch["lenet5"].kind == ch["vgg16"].kind == "not run" and ch["lenet5"].row is None
+
+
+def _md_lines(out: Path, stem: str) -> list[str]:
+    return (out / f"{stem}.md").read_text().splitlines()
+
+
+def test_table1_markdown(runs, tmp_path):
+    out = tmp_path / "tables"
+    tables.write_tables(runs, out)
+    lines = _md_lines(out, "table1")
+    # LeNet-300-100: Δ top-1 = 10.30 - 1.64 = +8.66 -> 10.52 - 1.58 = +8.94 pts; no paper top-5.
+    # size 1,066,440 B = 1066 KB -> 27,300 B = 27.3 KB (1 KB = 1000 B); rate 41.0169 - 40 = +1.0x
+    assert ("| LeNet-300-100 | Fashion-MNIST / MNIST | 10.30% → 10.52% | 1.64% → 1.58% | +8.66 → +8.94 "
+            "| 0.40% → 0.41% | – | – | 1066 KB → 27.3 KB | 1070 KB → 27 KB | 41.0× | 40× | +1.0× |") in lines
+    assert ("| LeNet-5 | not run / MNIST | not run | 0.80% → 0.74% | – | not run | – | – | not run "
+            "| 1720 KB → 44 KB | not run | 39× | – |") in lines
+    # storage-only: 244,403,360 B = 244 MB -> 9,000,000 B = 9.00 MB; 28.5 - 35 = -6.5x
+    assert ("| AlexNet | no data / ImageNet | not measured (storage-only) | 42.78% → 42.78% | – "
+            "| not measured (storage-only) | 19.73% → 19.70% | – | 244 MB → 9.00 MB | 240 MB → 6.9 MB "
+            "| 28.5× | 35× | -6.5× |") in lines
+    assert ("| VGG-16 | not run / ImageNet | not run | 31.50% → 31.17% | – | not run | 11.32% → 10.91% | – "
+            "| not run | 552 MB → 11.3 MB | not run | 49× | – |") in lines
+    text = "\n".join(lines)
+    assert "not the paper's MNIST" in text and "torchvision's AlexNet" in text and "1 KB = 1,000 B" in text
+    assert "`20260101-000000-aaaaaa` (commit `0123456`)" in text and "`20260104-000000-dddddd` (commit `fedcba9`)" in text
+    for ignored in ("bbbbbb", "cccccc", "eeeeee", "99.0"):
+        assert ignored not in text
+
+
+def test_table2_markdown(runs, tmp_path):
+    out = tmp_path / "tables"
+    tables.write_tables(runs, out)
+    lines = _md_lines(out, "table2_lenet300")
+    assert "| ip1 | ours | 235.2K | 8.0% | 6 | 4.4 | 5 | 3.7 | 3.10% | 2.32% |" in lines
+    assert "| ip1 | paper | 235K | 8% | 6 | 4.4 | 5 | 3.7 | 3.1% | 2.32% |" in lines
+    assert "| ip3 | ours | 1K | 25.0% | 6 | 4.8 | 5 | 3.2 | 15.70% | 12.70% |" in lines
+    # total: W = 235200 + 30000 + 1000 = 266200; nonzeros = 18816 + 2700 + 250 = 21766
+    #   density 21766 / 266200 = 8.18% -> "8.2%", 266200 / 21766 = 12.23x
+    #   entries 19000 + 3000 + 250 = 22250
+    #   weight bits P+Q+H = (4.4*19000 + 4.0*3000 + 4.8*250) / 22250 = 96800 / 22250 = 4.3506
+    #   index bits P+Q+H  = (3.7*19000 + 4.0*3000 + 3.2*250) / 22250 = 83100 / 22250 = 3.7348
+    #   size P+Q = 33000 / 1066440 = 3.094%, P+Q+H = 26000 / 1066440 = 2.438%; rates from ratio.pq/pqh
+    assert "| total | ours | 266.2K | 8.2% (12.2×) | 6 | 4.35 | 5 | 3.73 | 3.09% (32.3×) | 2.44% (41.0×) |" in lines
+    assert "| total | paper | 266K | 8% (12×) | 6 | 5.1 | 5 | 3.7 | 3.1% (32×) | 2.49% (40×) |" in lines
+    rows = list(csv.DictReader((out / "table2_lenet300.csv").open()))
+    total = [r for r in rows if r["layer"] == "total" and r["source"] == "ours"][0]
+    assert total["nonzeros"] == "21766" and float(total["weight_bits_pqh"]) == pytest.approx(96800 / 22250, abs=1e-4)
+
+
+def test_storage_only_and_not_run_layer_tables(runs, tmp_path):
+    out = tmp_path / "tables"
+    tables.write_tables(runs, out)
+    t4 = _md_lines(out, "table4_alexnet")
+    # torchvision conv1: 64*3*11*11 = 23232 weights -> "23.2K"; its storage columns are shown
+    assert "| conv1 | ours | 23.2K | 84.0% | 8 | 5 | 4 | 3 | 10.00% | 8.00% |" in t4
+    assert "| conv1 | paper | 35K | 84% | 8 | 6.3 | 4 | 1.2 | 32.6% | 20.53% |" in t4
+    assert any("storage-only" in l for l in t4) and any("torchvision's AlexNet" in l for l in t4)
+    t3 = _md_lines(out, "table3_lenet5")
+    assert "| total | paper | 431K | 8% (12×) | 5.3 | 4.1 | 5 | 4.4 | 3.05% (33×) | 2.55% (39×) |" in t3
+    assert not any("| ours |" in l for l in t3) and any("not run" in l for l in t3)
+
+
+def test_cli_writes_every_file_atomically(runs, tmp_path):
+    out = tmp_path / "tables"
+    assert tables.main(["--runs", str(runs), "--out", str(out)]) == 0
+    stems = ["table1", "table2_lenet300", "table3_lenet5", "table4_alexnet", "table5_vgg16"]
+    expected = sorted(f"{s}.{e}" for s in stems for e in ("md", "csv", "tex"))
+    assert sorted(p.name for p in out.iterdir()) == expected  # no temp files left behind
+    assert "not run" in (out / "table5_vgg16.md").read_text()
+    tex = (out / "table1.tex").read_text()
+    assert "\\begin{tabular}" in tex and "10.30\\% $\\rightarrow$ 10.52\\%" in tex
+    t1 = {r["network"]: r for r in csv.DictReader((out / "table1.csv").open())}
+    assert t1["vgg16"]["status"] == "not run" and t1["vgg16"]["rate"] == ""
+    assert float(t1["lenet300"]["delta_top1_compressed"]) == pytest.approx(8.94)
+    assert tables.main(["--runs", str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+def test_paper_values_match_spec():
+    assert [c[0] for c in pv.DC_LAYERS["vgg16"]][-1] == "total" and len(pv.DC_LAYERS["vgg16"]) == 17
+    assert pv.DC_TABLE1["vgg16"]["top5_compressed"] == 10.91 and pv.LWC_PRUNING["alexnet"]["top1_pruned"] == 42.77
+    tot = pv.layer_numbers("alexnet")[-1]
+    assert (tot["density"], tot["ratio_p"], tot["pct_pqh"], tot["ratio_pqh"]) == (0.11, 9.0, 2.88, 35.0)
