@@ -8,13 +8,26 @@ import logging
 import sys
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from experiments.config import register_configs
 from experiments.errors import UserError
 
 register_configs()
 log = logging.getLogger("run")
+
+
+def run_key(override_dirname: str) -> str:
+    """The run folder name: the command's overrides, so re-running the same command resumes it."""
+    import hashlib
+
+    key = (override_dirname or "default").replace("/", "_")
+    if len(key) > 80:
+        key = key[:60] + "-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+    return key
+
+
+OmegaConf.register_new_resolver("run_key", run_key, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -70,9 +70,11 @@ class TrainerConf:
     enable_progress_bar: bool = True
     log_every_n_steps: int = 50
     num_sanity_val_steps: int = 0
+    epochs_cap: Optional[int] = None   # not a Lightning argument: caps every stage's epochs (smoke tests)
 
     def __post_init__(self):
         _check(self.num_nodes >= 1, "trainer.num_nodes", self.num_nodes, "must be >= 1")
+        _check(self.epochs_cap is None or self.epochs_cap >= 1, "trainer.epochs_cap", self.epochs_cap, "must be >= 1")
 
 
 @dataclass

@@ -52,6 +52,26 @@ def _batch_collate(batch):
     return batch  # already (x, y) from __getitems__
 
 
+class EpochSampler(torch.utils.data.Sampler):
+    """A random order that depends only on (seed, epoch): a resumed run sees the same batches.
+
+    Lightning calls ``set_epoch`` on it at every epoch (as it does for DistributedSampler).
+    """
+
+    def __init__(self, n: int, seed: int = 0):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
 class InMemoryDataModule(pl.LightningDataModule):
     """Base: subclasses implement ``load()`` -> (x_train, y_train, x_test, y_test) uint8/int arrays."""
 
@@ -62,8 +82,9 @@ class InMemoryDataModule(pl.LightningDataModule):
 
     def __init__(self, root: str | None = None, batch_size: int = 64, eval_batch_size: int = 1000,
                  val_size: int = 5000, split_seed: int = 0, download: bool = True,
-                 num_workers: int = 0, **_: object):
+                 num_workers: int = 0, seed: int = 0, **_: object):
         super().__init__()
+        self.seed = seed
         self.root = root
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
@@ -98,7 +119,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         self._ready = True
 
     def _loader(self, ds, batch_size, shuffle):
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=_batch_collate,
+        sampler = EpochSampler(len(ds), self.seed) if shuffle else None
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=_batch_collate,
                           num_workers=self.num_workers)
 
     def train_dataloader(self):

@@ -55,11 +55,8 @@ def encode_model(model: torch.nn.Module, path: Path, index_bits: dict, meta: dic
 
 def encode_stage(run) -> None:
     cfg = run.cfg
-    # Beside the row: results/runs/<experiment>/<run_id>.dcz (the file whose size we report).
-    path = Path(cfg.paths.results_dir) / "runs" / cfg.experiment / f"{run.row['run_id']}.dcz"
-    if not cfg.write_row:
-        path = Path(run.out_dir) / path.name
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # Staged in the run folder; publish() moves it beside the row: results/runs/<experiment>/<run_id>.dcz
+    path = Path(run.out_dir) / f"{run.row['run_id']}.dcz"
     meta = {"model": cfg.model.name, **run.shape, "run_id": run.row["run_id"]}
     report = encode_model(run.model, path, dict(cfg.encode.index_bits), meta, cfg.encode.optimize_index_bits)
     try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from torch.nn.utils import parametrize, prune
 from compression.neurons import dead_units
 from compression.prune import current_mask, magnitude_prune, make_permanent, resolve_per_layer, schedule_densities
 from compression.quantize import apply_weight_sharing, codebook_and_labels
+from experiments.checkpoints import Progress, last_checkpoint, restore
 from experiments.classifier import LitClassifier
 from experiments.config import per_layer, validate
 from experiments.errors import UserError
@@ -50,7 +53,7 @@ class Run:
             shape = dict(num_classes=cfg.data.num_classes, in_channels=cfg.data.in_channels,
                          image_size=cfg.data.image_size)
         else:
-            self.dm = instantiate(cfg.data)
+            self.dm = instantiate(cfg.data, seed=cfg.seed)
             self.dm.setup("fit")  # missing data fails here, before any training
             shape = dict(num_classes=self.dm.num_classes, in_channels=self.dm.in_channels,
                          image_size=self.dm.image_size)
@@ -71,6 +74,16 @@ class Run:
             "metrics": {}, "params": param_counts(self.model), "layers": [],
             "time_s": {}, "artifacts": {},
         }
+        self.progress = Progress(self.out_dir)
+        state = None if self.progress.done("row") else self.progress.load_last()
+        if state is not None:  # resume: the row so far and the model as the last finished unit left it
+            git_now = {k: self.row[k] for k in ("git_commit", "git_dirty")}
+            self.row = state["row"]
+            self.row["resumed"] = self.row.get("resumed", 0) + 1
+            if git_now["git_commit"] != self.row["git_commit"] or git_now["git_dirty"]:
+                self.row["git_dirty"] = True  # code changed between the start and the resume
+            restore(self.model, state["model"])
+            log.info("resuming %s after unit %r", self.row["run_id"], self.progress.units[-1])
 
     def _check_layer_keys(self) -> None:
         """Per-layer dicts may name only this model's layers (a typo must fail now, not after training)."""
@@ -90,9 +103,19 @@ class Run:
                              schedule=schedule, step_size=d.step_size, gamma=d.gamma, l1=l1,
                              l1_params=[m for _, m, _ in self.layers])
 
-    def trainer(self, stage: str, max_epochs: int) -> pl.Trainer:
+    def trainer_kwargs(self) -> dict:
         t = OmegaConf.to_container(self.cfg.trainer, resolve=True)
-        return pl.Trainer(max_epochs=max_epochs, logger=self._logger(stage), enable_checkpointing=False,
+        t.pop("epochs_cap", None)
+        return t
+
+    def trainer(self, stage: str, max_epochs: int) -> pl.Trainer:
+        t = self.trainer_kwargs()
+        cap = self.cfg.trainer.epochs_cap
+        if cap:
+            max_epochs = min(max_epochs, cap)
+        ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(self.out_dir / "ckpt" / stage), save_last=True,
+                                            save_top_k=0, every_n_epochs=1)
+        return pl.Trainer(max_epochs=max_epochs, logger=self._logger(stage), callbacks=[ckpt],
                           default_root_dir=str(self.out_dir / stage), enable_model_summary=False, **t)
 
     def _logger(self, stage: str):
@@ -111,7 +134,10 @@ class Run:
             schedule: str, l1: float = 0.0) -> None:
         if epochs <= 0:
             return
-        self.trainer(stage, epochs).fit(self.lit(lr, weight_decay, momentum, schedule, l1), datamodule=self.dm)
+        ckpt_dir = self.out_dir / "ckpt" / stage
+        self.trainer(stage, epochs).fit(self.lit(lr, weight_decay, momentum, schedule, l1), datamodule=self.dm,
+                                        ckpt_path=last_checkpoint(ckpt_dir))
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # the unit's snapshot supersedes it
 
     def evaluate(self, model: nn.Module | None = None) -> dict[str, float]:
         """Top-1 (and top-5) error in percent on the test split."""
@@ -119,7 +145,7 @@ class Run:
             saved, self.model = self.model, model
         try:
             lit = self.lit(1.0, 0.0, 0.0, "constant")
-            t = OmegaConf.to_container(self.cfg.trainer, resolve=True)
+            t = self.trainer_kwargs()
             t["enable_progress_bar"] = False
             res = pl.Trainer(logger=False, enable_checkpointing=False, enable_model_summary=False,
                              default_root_dir=str(self.out_dir), **t).test(lit, datamodule=self.dm, verbose=False)[0]
@@ -187,8 +213,10 @@ def prune_stage(run: Run) -> None:
     phases = [{"conv", "fc"}]
     if c.alternate and any(k == "conv" for _, _, k in run.layers):
         phases = [{"fc"}, {"conv"}]  # LWC: retrain fc with conv frozen, then conv with fc frozen
-    run.row["rounds"] = []
+    run.row.setdefault("rounds", [])
     for r in range(rounds):
+        if run.progress.done(f"prune_r{r + 1}"):
+            continue
         for name, module, _ in run.layers:
             if c.method == "density":
                 magnitude_prune(module, "weight", density=plan[name][r])
@@ -210,6 +238,7 @@ def prune_stage(run: Run) -> None:
             round(run.evaluate()["top1_err"], 4)
         log.info("prune round %d: %s", r + 1, info)
         run.row["rounds"].append(info)
+        run.progress.save(f"prune_r{r + 1}", run.row, run.model)
     run.record("pruned", run.evaluate())
     _layer_report(run)
     if c.remove_dead_neurons:
@@ -329,23 +358,39 @@ def run(cfg: DictConfig) -> dict:
     r = Run(cfg)
     if r.storage_only and not cfg.encode.enabled:
         raise UserError("storage_only=true measures storage: it needs encode=huffman (and usually prune/quantize)")
+    if r.progress.done("row"):
+        log.info("run %s is complete (row written); nothing to do", r.row["run_id"])
+        return r.progress.final_row()
     for stage, fn, switch in (STORAGE_STAGES if r.storage_only else STAGES):
-        if switch is not None and not cfg[switch].enabled:
+        if (switch is not None and not cfg[switch].enabled) or r.progress.done(stage):
             continue
         t = time.time()
         fn(r)
-        r.row["time_s"][stage] = round(time.time() - t, 2)
+        r.row["time_s"][stage] = round(r.row["time_s"].get(stage, 0.0) + time.time() - t, 2)
+        r.progress.save(stage, r.row, r.model)
     if cfg.encode.enabled:
         from experiments.encode import encode_stage
 
         t = time.time()
         encode_stage(r)
         r.row["time_s"]["encode"] = round(time.time() - t, 2)
-    r.row["time_s"]["total"] = round(time.time() - t0, 2)
+    r.row["time_s"]["total"] = round(sum(v for k, v in r.row["time_s"].items() if k != "total"), 2)
     if cfg.write_row and _is_rank_zero():
-        path = write_row(cfg.paths.results_dir, relative_paths(r.row, cfg.paths.root_dir))
-        r.row["artifacts"]["row"] = str(path)
+        publish(r, cfg)
+    r.progress.finish(r.row)
     return r.row
+
+
+def publish(r: Run, cfg: DictConfig) -> None:
+    """Move the compressed file next to the row, then write the row (both renames, in that order)."""
+    staged = r.row["artifacts"].get("compressed_file")
+    if staged:
+        final = Path(cfg.paths.results_dir) / "runs" / cfg.experiment / Path(staged).name
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, final)
+        r.row["artifacts"]["compressed_file"] = str(final)
+    path = write_row(cfg.paths.results_dir, relative_paths(r.row, cfg.paths.root_dir))
+    r.row["artifacts"]["row"] = str(path)
 
 
 def relative_paths(obj, root: str):
@@ -361,4 +406,4 @@ def relative_paths(obj, root: str):
 
 
 def _is_rank_zero() -> bool:
-    return int(__import__("os").environ.get("RANK", "0")) == 0
+    return int(os.environ.get("RANK", "0")) == 0

@@ -1,0 +1,109 @@
+"""Resumable runs: a snapshot after every unit of work, and Lightning's last-epoch checkpoint inside it.
+
+Units, in order: ``dense``, ``prune_r1`` ... ``prune_rN``, ``prune``, ``quantize``, ``encode``.
+After a unit finishes, ``<run dir>/state/<unit>.pt`` holds the row so far and the model's
+compression state (plain weights, pruning masks, codebooks and assignments), and
+``state/progress.json`` lists the finished units (both written atomically). Re-running the
+same command (same run folder) restores the last finished unit and continues; inside an
+unfinished unit Lightning resumes from ``ckpt/<unit>/last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize, prune
+
+from compression.prune import current_mask
+from compression.quantize import SharedWeights
+from experiments.models import prunable_layers
+from experiments.results import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+
+def snapshot(model: nn.Module) -> dict:
+    """Everything needed to rebuild the model's compression state on a fresh instance."""
+    from experiments.pipeline import clean_state_dict
+
+    snap = {"plain": {k: v.cpu() for k, v in clean_state_dict(model).items()}, "masks": {}, "shared": {},
+            "dropout_p": {p: model.get_submodule(p).p for p in model.dropout_inputs}}
+    for name, module, _ in prunable_layers(model):
+        if parametrize.is_parametrized(module, "weight"):
+            plist = module.parametrizations["weight"]
+            p = plist[0]
+            snap["shared"][name] = {"codebook": plist.original.detach().cpu().clone(), "labels": p.labels.cpu(),
+                                    "mask": p.mask.cpu() if p.sparse else None}
+        elif prune.is_pruned(module) and hasattr(module, "weight_mask"):
+            snap["masks"][name] = current_mask(module).cpu()
+    return snap
+
+
+def restore(model: nn.Module, snap: dict) -> None:
+    """Inverse of ``snapshot`` on a freshly built model."""
+    model.load_state_dict(snap["plain"], strict=True)
+    for path, p in snap.get("dropout_p", {}).items():
+        model.get_submodule(path).p = p
+    layers = {n: m for n, m, _ in prunable_layers(model)}
+    for name, mask in snap["masks"].items():
+        prune.custom_from_mask(layers[name], "weight", mask)
+    for name, s in snap["shared"].items():
+        module = layers[name]
+        p = SharedWeights(s["codebook"], s["labels"], s["mask"])
+        parametrize.register_parametrization(module, "weight", p, unsafe=True)
+        with torch.no_grad():
+            module.parametrizations["weight"].original.copy_(s["codebook"])
+
+
+class Progress:
+    """Finished units of one run folder."""
+
+    def __init__(self, run_dir: Path):
+        self.dir = Path(run_dir) / "state"
+        self.file = self.dir / "progress.json"
+        self.units: list[str] = json.loads(self.file.read_text())["units"] if self.file.is_file() else []
+
+    def done(self, unit: str) -> bool:
+        return unit in self.units
+
+    def save(self, unit: str, row: dict, model: nn.Module) -> None:
+        buf = io.BytesIO()
+        torch.save({"row": row, "model": snapshot(model)}, buf)
+        atomic_write_bytes(self.dir / f"{unit}.pt", buf.getvalue())
+        self.units.append(unit)
+        atomic_write_bytes(self.file, json.dumps({"units": self.units}).encode())
+
+    def finish(self, row: dict) -> None:
+        """The row is written: keep it (a re-run of the same command reports it) and mark the run complete."""
+        atomic_write_bytes(self.dir / "row.json", json.dumps(row, default=str).encode())
+        self.units.append("row")
+        atomic_write_bytes(self.file, json.dumps({"units": self.units}).encode())
+
+    def final_row(self) -> dict:
+        return json.loads((self.dir / "row.json").read_text())
+
+    def load_last(self) -> dict | None:
+        for unit in reversed(self.units):
+            f = self.dir / f"{unit}.pt"
+            if f.is_file():
+                return torch.load(f, map_location="cpu", weights_only=False)
+        return None
+
+
+def last_checkpoint(ckpt_dir: Path) -> str | None:
+    """Lightning's last-epoch checkpoint of an unfinished unit, if it can be read."""
+    f = Path(ckpt_dir) / "last.ckpt"
+    if not f.is_file():
+        return None
+    try:
+        torch.load(f, map_location="cpu", weights_only=False)
+    except Exception as e:  # killed mid-write: start the unit again
+        log.warning("ignoring unreadable checkpoint %s (%s)", f, e)
+        f.unlink()
+        return None
+    return str(f)

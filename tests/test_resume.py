@@ -1,0 +1,62 @@
+"""A run killed with SIGKILL in the middle of a stage resumes from its last checkpoint and
+produces the same complete row as a run that was never interrupted; nothing partial is left."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from conftest import PY, ROOT, rows_in
+
+ARGS = ["+experiment=lenet300", "data=mnist_sample", "dense.epochs=3", "prune.rounds=2", "prune.epochs_per_round=4",
+        "quantize.epochs=1", "logger=none", "trainer.deterministic=true", "trainer.enable_progress_bar=false"]
+
+
+def _cmd(tmp):
+    return [PY, str(ROOT / "run.py"), *ARGS, f"paths.results_dir={tmp / 'results'}", f"hydra.run.dir={tmp / 'out'}"]
+
+
+def _run(tmp):
+    p = subprocess.run(_cmd(tmp), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return p
+
+
+def _metrics(tmp):
+    rows = rows_in(tmp)
+    assert len(rows) == 1
+    return json.loads(rows[0].read_text())
+
+
+def test_sigkill_mid_stage_then_resume_gives_the_uninterrupted_row(tmp_path):
+    ref_dir, kill_dir = tmp_path / "ref", tmp_path / "killed"
+    _run(ref_dir)
+    ref = _metrics(ref_dir)
+
+    proc = subprocess.Popen(_cmd(kill_dir), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = kill_dir / "out" / "ckpt" / "prune_r1" / "last.ckpt"
+    deadline = time.time() + 300
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed mid-stage"
+    os.kill(proc.pid, signal.SIGKILL)  # mid prune round 1: after an epoch checkpoint, before the round ends
+    proc.wait()
+    progress = json.loads((kill_dir / "out" / "state" / "progress.json").read_text())["units"]
+    assert progress == ["dense"]
+    assert rows_in(kill_dir) == []  # no partial row
+    assert not list((kill_dir / "results").glob("**/*.dcz"))  # no orphan file
+
+    out = _run(kill_dir)
+    row = _metrics(kill_dir)
+    assert row["resumed"] == 1
+    assert row["run_id"] == json.loads(json.dumps(row))["run_id"]
+    for k in ("dense/top1_err", "pruned/top1_err", "quantized/top1_err", "compressed/top1_err"):
+        assert row["metrics"][k] == ref["metrics"][k], k
+    assert row["size"] == ref["size"]
+    assert [r["top1_err_retrained"] for r in row["rounds"]] == [r["top1_err_retrained"] for r in ref["rounds"]]
+    assert len(list((kill_dir / "results").glob("**/*.dcz"))) == 1
+
+    # the same command again: complete, nothing rerun, still one row
+    again = _run(kill_dir)
+    assert "compressed/top1_err" in again.stdout
+    assert len(rows_in(kill_dir)) == 1
