@@ -1,0 +1,314 @@
+"""Speedup and energy of pruned fc layers (DC section 6.3, Tables 8-9, Fig. 9-10).
+
+    python -m experiments.speedup [--reps N] [--threads T] [--checkpoint PATH]
+                                  [--sram-mb 8 32] [--out results/speedup]
+
+Writes under ``--out``: timings.csv (one row per device/layer/batch/cache/kernel),
+summary.csv (geometric means), layers.csv (sizes and bytes per format), bandwidth.csv,
+energy.csv, meta.json, fig9_speedup_{cold,warm}.{png,pdf}, fig10_energy.{png,pdf}.
+See docs/speedup.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as _dt
+import gc
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m experiments.speedup", description=__doc__.split("\n\n")[0])
+    p.add_argument("--reps", type=int, default=50, help="timed repetitions per kernel at batch 1 (default 50)")
+    p.add_argument("--reps-batch", type=int, default=None,
+                   help="timed repetitions at the larger batch (default max(5, reps // 5))")
+    p.add_argument("--warmup", type=int, default=5, help="untimed calls per kernel first (default 5)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="threads for torch/MKL and numba (default 1: this machine is shared)")
+    p.add_argument("--checkpoint", default=None,
+                   help="state_dict / Lightning checkpoint of a pruned AlexNet or VGG-16 (else random masks)")
+    p.add_argument("--sram-mb", type=float, nargs="+", default=[8.0, 32.0], help="on-chip SRAM budgets, MB")
+    p.add_argument("--out", default="results/speedup")
+    p.add_argument("--batches", type=int, nargs="+", default=[1, 64])
+    p.add_argument("--caches", nargs="+", default=["cold", "warm"], choices=["cold", "warm"])
+    p.add_argument("--layers", nargs="*", default=None, help="subset, e.g. alexnet.fc6 vgg16.fc8")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-gpu", action="store_true", help="skip CUDA even when available")
+    p.add_argument("--no-figures", action="store_true")
+    return p.parse_args(argv)
+
+
+def write_csv(path: Path, rows: list[dict]) -> None:
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    os.replace(tmp, path)
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    from experiments.speedup.bench import geomean
+
+    out = []
+    cpu = [r for r in rows if r["device"] == "cpu"]
+    for cache in sorted({r["cache"] for r in cpu}):
+        for batch in sorted({r["batch"] for r in cpu}):
+            sub = [r for r in cpu if r["cache"] == cache and r["batch"] == batch]
+            layers = list(dict.fromkeys((r["network"], r["layer"]) for r in sub))
+            for k in dict.fromkeys(r["kernel"] for r in sub):
+                ks = [r for r in sub if r["kernel"] == k]
+                rel_vs_csr = []
+                for n, l in layers:
+                    a = next((r for r in sub if (r["network"], r["layer"], r["kernel"]) == (n, l, "csr_torch")), None)
+                    b = next((r for r in sub if (r["network"], r["layer"], r["kernel"]) == (n, l, k)), None)
+                    if a and b:
+                        rel_vs_csr.append(a["median_us"] / b["median_us"])
+                out.append({
+                    "cache": cache, "batch": batch, "kernel": k, "layers": len(ks),
+                    "geomean_speedup_vs_dense": geomean(r["speedup_vs_dense"] for r in ks),
+                    "min_speedup_vs_dense": min(r["speedup_vs_dense"] for r in ks),
+                    "geomean_bandwidth_bound": geomean(r["bandwidth_bound_speedup"] for r in ks),
+                    "geomean_fraction_of_bound": geomean(r["fraction_of_bound"] for r in ks),
+                    "min_fraction_of_bound": min(r["fraction_of_bound"] for r in ks),
+                    "geomean_speedup_vs_csr_torch": geomean(rel_vs_csr),
+                    "geomean_fraction_of_stream_bw": geomean(r["fraction_of_stream_bw"] for r in ks),
+                    "max_rel_err": max(r["max_rel_err"] for r in ks),
+                })
+    return out
+
+
+def network_totals(rows: list[dict]) -> list[dict]:
+    """Per network: the three fc layers' per-input times summed (what one inference pays)."""
+    out = []
+    cpu = [r for r in rows if r["device"] == "cpu"]
+    keys = dict.fromkeys((r["cache"], r["batch"], r["network"]) for r in cpu)
+    for cache, batch, net in keys:
+        sub = [r for r in cpu if (r["cache"], r["batch"], r["network"]) == (cache, batch, net)]
+        tot = {}
+        for r in sub:
+            tot[r["kernel"]] = tot.get(r["kernel"], 0.0) + r["per_input_us"]
+        for k, t in tot.items():
+            out.append({"cache": cache, "batch": batch, "network": net, "kernel": k,
+                        "layers": "+".join(dict.fromkeys(r["layer"] for r in sub)), "per_input_us": t,
+                        "speedup_vs_dense": tot["dense"] / t,
+                        "speedup_vs_csr_torch": tot["csr_torch"] / t if "csr_torch" in tot else float("nan")})
+    return out
+
+
+def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], bw: list[dict], meta: dict) -> str:
+    """The results as markdown (results/speedup/tables.md, pasted into docs/speedup.md)."""
+    from experiments.speedup.layers import PAPER_I7_US
+
+    cpu = [r for r in rows if r["device"] == "cpu"]
+    kern = ["csr_torch", "csr_scipy", "csr_numba", "relative_numba"]
+    lines = [f"CPU: {meta['cpu']['cpu_model']}, {meta['threads']} thread(s); streaming read bandwidth "
+             f"{bw[0]['median_GBps']:.1f} GB/s (start), {bw[-1]['median_GBps']:.1f} GB/s (end); load average "
+             f"{meta['load_avg_start'][0]:.2f} (start), {meta['load_avg_end'][0]:.2f} (end); "
+             f"{meta['reps_batch1']} reps at batch 1, {meta['reps_larger_batch']} at the larger batch, medians.", ""]
+    for cache in dict.fromkeys(r["cache"] for r in cpu):
+        for batch in dict.fromkeys(r["batch"] for r in cpu):
+            sub = [r for r in cpu if r["cache"] == cache and r["batch"] == batch]
+            lines += [f"**batch {batch}, {cache} cache** -- per-input time in us; speedup over dense "
+                      f"(fraction of its bandwidth bound); compressed also vs torch CSR", "",
+                      "| layer | dense us | CSR torch/MKL | CSR scipy | CSR numba | compressed (numba) | "
+                      "bound CSR / compr. | paper i7 CSR |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for n, l in dict.fromkeys((r["network"], r["layer"]) for r in sub):
+                get = {r["kernel"]: r for r in sub if (r["network"], r["layer"]) == (n, l)}
+                cells = [f"{n} {l}", f"{get['dense']['per_input_us']:.0f}"]
+                for k in kern:
+                    r = get[k]
+                    c = f"{r['per_input_us']:.0f} ({r['speedup_vs_dense']:.2f}x, {r['fraction_of_bound']:.2f})"
+                    if k == "relative_numba":
+                        c += f", {get['csr_torch']['median_us'] / r['median_us']:.2f}x CSR"
+                    cells.append(c)
+                cells.append(f"{get['csr_torch']['bandwidth_bound_speedup']:.1f}x / "
+                             f"{get['relative_numba']['bandwidth_bound_speedup']:.1f}x")
+                p = PAPER_I7_US.get((n, l), {})
+                cells.append(f"{p[f'dense_b{batch}'] / p[f'sparse_b{batch}']:.2f}x" if f"dense_b{batch}" in p else "")
+                lines.append("| " + " | ".join(cells) + " |")
+            cells = ["**geomean**", ""]
+            for k in kern:
+                s_ = next(s_ for s_ in summary if (s_["cache"], s_["batch"], s_["kernel"]) == (cache, batch, k))
+                c = f"**{s_['geomean_speedup_vs_dense']:.2f}x** ({s_['geomean_fraction_of_bound']:.2f}; " \
+                    f"min {s_['min_fraction_of_bound']:.2f})"
+                if k == "relative_numba":
+                    c += f", {s_['geomean_speedup_vs_csr_torch']:.2f}x CSR"
+                cells.append(c)
+            s_ = next(s_ for s_ in summary if (s_["cache"], s_["batch"], s_["kernel"]) == (cache, batch, "csr_torch"))
+            s2 = next(s_ for s_ in summary if (s_["cache"], s_["batch"], s_["kernel"]) == (cache, batch, "relative_numba"))
+            cells.append(f"{s_['geomean_bandwidth_bound']:.1f}x / {s2['geomean_bandwidth_bound']:.1f}x")
+            from experiments.speedup.bench import geomean
+
+            pv = [p[f"dense_b{batch}"] / p[f"sparse_b{batch}"] for (n, l), p in PAPER_I7_US.items()
+                  if f"dense_b{batch}" in p and any((r["network"], r["layer"]) == (n, l) for r in sub)]
+            cells.append(f"{geomean(pv):.2f}x" if pv else "")
+            lines += ["| " + " | ".join(cells) + " |", ""]
+    lines += ["**fc6+fc7+fc8 summed, per input (us)**", "",
+              "| network | batch | cache | dense | CSR torch | CSR numba | compressed | compressed vs CSR torch |",
+              "|---|---|---|---|---|---|---|---|"]
+    for cache, batch, net in dict.fromkeys((t["cache"], t["batch"], t["network"]) for t in totals):
+        g = {t["kernel"]: t for t in totals if (t["cache"], t["batch"], t["network"]) == (cache, batch, net)}
+        lines.append(f"| {net} | {batch} | {cache} | {g['dense']['per_input_us']:.0f} | "
+                     f"{g['csr_torch']['per_input_us']:.0f} | {g['csr_numba']['per_input_us']:.0f} | "
+                     f"{g['relative_numba']['per_input_us']:.0f} | {g['relative_numba']['speedup_vs_csr_torch']:.2f}x |")
+    return "\n".join(lines) + "\n"
+
+
+def print_table(rows: list[dict], summary: list[dict]) -> None:
+    cpu = [r for r in rows if r["device"] == "cpu"]
+    for cache in dict.fromkeys(r["cache"] for r in cpu):
+        for batch in dict.fromkeys(r["batch"] for r in cpu):
+            print(f"\n== CPU, batch {batch}, {cache} cache: per-input us (speedup over dense, fraction of bandwidth bound)")
+            sub = [r for r in cpu if r["cache"] == cache and r["batch"] == batch]
+            kern = list(dict.fromkeys(r["kernel"] for r in sub))
+            print("layer".ljust(14) + "".join(k.rjust(26) for k in kern))
+            for n, l in dict.fromkeys((r["network"], r["layer"]) for r in sub):
+                cells = []
+                for k in kern:
+                    r = next(r for r in sub if (r["network"], r["layer"], r["kernel"]) == (n, l, k))
+                    cells.append(f"{r['per_input_us']:.0f} ({r['speedup_vs_dense']:.2f}x, {r['fraction_of_bound']:.2f})")
+                print(f"{n}.{l}".ljust(14) + "".join(c.rjust(26) for c in cells))
+            cells = []
+            for k in kern:
+                s = next(s for s in summary if (s["cache"], s["batch"], s["kernel"]) == (cache, batch, k))
+                cells.append(f"{s['geomean_speedup_vs_dense']:.2f}x, {s['geomean_fraction_of_bound']:.2f}")
+            print("geomean".ljust(14) + "".join(c.rjust(26) for c in cells))
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from experiments.speedup import bench, energy, figures
+    from experiments.speedup.bandwidth import read_bandwidth
+    from experiments.speedup.kernels import set_threads
+    from experiments.speedup.layers import checkpoint_layers, paper_layers
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
+    reps_batch = args.reps_batch or max(5, args.reps // 5)
+    t_start = time.time()
+    load_start = os.getloadavg()
+    import numba
+    import scipy
+
+    meta = {
+        "command": " ".join([os.path.basename(sys.executable), "-m", "experiments.speedup", *(argv or sys.argv[1:])]),
+        "started": _dt.datetime.now().isoformat(timespec="seconds"), "threads": args.threads,
+        "torch_threads": torch.get_num_threads(), "numba_threads": numba.get_num_threads(),
+        "numba_threading_layer": None, "reps_batch1": args.reps, "reps_larger_batch": reps_batch,
+        "warmup": args.warmup, "caches": args.caches, "batches": args.batches, "seed": args.seed,
+        "weights": f"checkpoint:{args.checkpoint}" if args.checkpoint else "random masks at the paper's densities",
+        "cpu": bench.cpu_info(), "load_avg_start": load_start,
+        "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
+                     "scipy": scipy.__version__, "numba": numba.__version__},
+        "torch_mkl": torch.backends.mkl.is_available(),
+        "torch_config": torch.__config__.show().splitlines()[:6],
+    }
+    gpu = torch.cuda.is_available() and not args.no_gpu
+    meta["gpu"] = (torch.cuda.get_device_name(0) if gpu else
+                   "skipped: " + ("--no-gpu" if args.no_gpu else "torch.cuda.is_available() is False"))
+    print(f"CPU: {meta['cpu']['cpu_model']} ({meta['cpu']['logical_cpus']} logical CPUs, "
+          f"LLC {meta['cpu']['llc_bytes'] >> 20} MB), threads={args.threads}, load avg {load_start[0]:.2f}")
+    print(f"GPU: {meta['gpu']}")
+
+    bw = [{"when": "start", **read_bandwidth(threads=args.threads)}]
+    bw_gbs = bw[0]["median_GBps"]
+    try:
+        meta["numba_threading_layer"] = numba.threading_layer()
+    except ValueError:
+        pass
+    print(f"streaming read bandwidth: {bw_gbs:.1f} GB/s ({args.threads} thread(s))")
+    flusher = bench.Flusher() if "cold" in args.caches else None
+
+    rows, layer_info = [], []
+    layers = checkpoint_layers(args.checkpoint) if args.checkpoint else paper_layers(args.seed, args.layers)
+    for i, layer in enumerate(layers):
+        t0 = time.time()
+        from experiments.speedup.kernels import RelativeLayer
+
+        rel = RelativeLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, args.threads)
+        nb = bench.layer_bytes(layer, rel, 1)
+        layer_info.append({
+            "network": layer.network, "layer": layer.name, "source": layer.source,
+            "out_features": layer.out_features, "in_features": layer.in_features, "weights": layer.dense.size,
+            "target_density": layer.target_density, "density": layer.density, "nnz": layer.nnz,
+            "entries": layer.entries, "fillers": layer.fillers, "index_bits": layer.index_bits,
+            "weight_bits": layer.weight_bits, "symbol_dtype": str(layer.symbols.dtype),
+            "gap_dtype": str(layer.gaps.dtype), "csr_index_dtype": str(layer.indices.dtype),
+            "dense_weight_bytes": nb["dense"]["weight_bytes"], "csr_weight_bytes": nb["csr"]["weight_bytes"],
+            "relative_weight_bytes": nb["relative"]["weight_bytes"],
+            "relative_packed_weight_bytes": nb["relative_packed"]["weight_bytes"],
+            "csr_bound_b1": nb["dense"]["total_bytes"] / nb["csr"]["total_bytes"],
+            "relative_bound_b1": nb["dense"]["total_bytes"] / nb["relative"]["total_bytes"],
+        })
+        del rel
+        for batch in args.batches:
+            reps = args.reps if batch == 1 else reps_batch
+            rows += bench.bench_layer_cpu(layer, batch, args.threads, reps, args.warmup, args.caches, flusher,
+                                          bw_gbs, seed=args.seed + i)
+            if gpu:
+                rows += bench.bench_layer_gpu(layer, batch, reps, args.warmup, seed=args.seed + i)
+        print(f"  {layer.network}.{layer.name} {layer.shape} density {layer.density:.3f} "
+              f"({layer.fillers} fillers): {time.time() - t0:.0f} s", flush=True)
+        del layer
+        gc.collect()
+    del flusher
+    bw.append({"when": "end", **read_bandwidth(threads=args.threads)})
+    meta["load_avg_end"] = os.getloadavg()
+    meta["wall_s"] = round(time.time() - t_start, 1)
+    for r in rows:
+        r["load_run_start"], r["load_run_end"] = load_start[0], meta["load_avg_end"][0]
+        r["cpu_model"] = meta["cpu"]["cpu_model"]
+
+    summary = summarize(rows)
+    e_rows = energy.network_rows(args.sram_mb)
+    stacks = []
+    for net in dict.fromkeys(L["network"] for L in layer_info):
+        ls = [L for L in layer_info if L["network"] == net]
+        agg = {k: sum(L[k] for L in ls) for k in ("weights", "nnz", "entries", "dense_weight_bytes",
+                                                     "csr_weight_bytes", "relative_weight_bytes",
+                                                     "relative_packed_weight_bytes")}
+        stacks.append({"network": net, "layer": "+".join(L["layer"] for L in ls), **agg})
+    for r in energy.layer_rows(stacks, args.sram_mb):
+        r["scope"] = "fc stack"
+        e_rows.append(r)
+
+    write_csv(out / "timings.csv", rows)
+    write_csv(out / "summary.csv", summary)
+    totals = network_totals(rows)
+    write_csv(out / "network_totals.csv", totals)
+    write_csv(out / "layers.csv", layer_info)
+    write_csv(out / "bandwidth.csv", bw)
+    write_csv(out / "energy.csv", e_rows)
+    (out / "tables.md").write_text(markdown_tables(rows, summary, totals, bw, meta))
+    (out / "meta.json").write_text(json.dumps(meta, indent=2, default=str) + "\n")
+    if not args.no_figures:
+        for cache in args.caches:
+            figures.speedup_figure(rows, out, cache, f", {meta['cpu']['cpu_model']}, {args.threads} thread(s), "
+                                                     f"median of {args.reps} (batch 1) / {reps_batch} reps")
+        figures.energy_figure(e_rows, out, args.sram_mb)
+    print_table(rows, summary)
+    print("\n== fc6+fc7+fc8 per input, summed (us): " + "; ".join(
+        f"{t['network']} b{t['batch']} {t['cache']} {t['kernel']} {t['per_input_us']:.0f}"
+        for t in totals if t["kernel"] in ("dense", "csr_torch", "relative_numba")))
+    print(f"\nbandwidth: start {bw[0]['median_GBps']:.1f} GB/s, end {bw[1]['median_GBps']:.1f} GB/s; "
+          f"load avg start {load_start[0]:.2f}, end {meta['load_avg_end'][0]:.2f}; {meta['wall_s']} s; wrote {out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

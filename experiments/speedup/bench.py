@@ -1,0 +1,242 @@
+"""Timing harness: every kernel of one layer, interleaved, warm and cold caches.
+
+* Interleaved: each repetition runs every kernel once, in an order rotated by one each time,
+  so load from other processes on this shared machine hits all kernels alike.
+* ``cold``: before each timed call, a read-only sweep of a buffer 3x the last-level cache
+  evicts the weights (as in one inference of a whole network, where the other layers'
+  weights pass through the cache in between), then the input is read again (it was just
+  produced by the previous layer). ``warm``: back-to-back calls, weights may stay cached.
+* Statistics per kernel: median, 10th/90th percentile, min, mean over the timed reps
+  (warm-up calls are not recorded).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from experiments.speedup import kernels as K
+from experiments.speedup.bandwidth import csr_bytes, dense_bytes, relative_bytes
+
+FORMAT_OF = {"dense": "dense", "csr_torch": "csr", "csr_scipy": "csr", "csr_numba": "csr",
+             "relative_numba": "relative"}
+KERNEL_LABEL = {"dense": "dense (torch/MKL GEMV, GEMM)", "csr_torch": "CSR (torch/MKL sparse)",
+                "csr_scipy": "CSR (scipy)", "csr_numba": "CSR (numba)",
+                "relative_numba": "compressed format (numba)"}
+
+
+def cpu_info() -> dict:
+    info = {"machine": platform.machine(), "processor": platform.processor(), "cpu_model": "unknown",
+            "logical_cpus": os.cpu_count()}
+    try:
+        txt = Path("/proc/cpuinfo").read_text()
+        m = re.search(r"model name\s*:\s*(.+)", txt)
+        if m:
+            info["cpu_model"] = m.group(1).strip()
+        for key in ("cpu family", "model", "flags"):
+            m = re.search(rf"^{key}\s*:\s*(.+)$", txt, re.M)
+            if m and key != "flags":
+                info[key.replace(" ", "_")] = m.group(1).strip()
+            elif m:
+                info["avx512f"] = "avx512f" in m.group(1).split()
+    except OSError:
+        pass
+    info["llc_bytes"] = llc_bytes()
+    return info
+
+
+def llc_bytes(default: int = 32 << 20) -> int:
+    best = 0
+    for p in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            size = (p / "size").read_text().strip()
+            mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1], 1)
+            best = max(best, int(size.rstrip("KMG")) * mult)
+        except (OSError, ValueError):
+            continue
+    return best or default
+
+
+class Flusher:
+    """Evict the caches by reading a buffer of ``factor`` x the last-level cache."""
+
+    def __init__(self, factor: int = 3):
+        self.buf = np.ones(max(factor * llc_bytes(), 64 << 20) // 4, np.float32)
+        K.stream_sum(self.buf)
+
+    def __call__(self, touch=None):
+        K.stream_sum(self.buf)
+        if touch is not None:
+            for a in touch:
+                K.stream_sum(a.reshape(-1))
+
+
+def time_interleaved(fns: dict, reps: int, warmup: int, flush: Flusher | None = None, touch=()) -> dict:
+    names = list(fns)
+    for _ in range(warmup):
+        for n in names:
+            fns[n]()
+    out = {n: [] for n in names}
+    for r in range(reps):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            if flush is not None:
+                flush(touch)
+            t0 = time.perf_counter()
+            fns[n]()
+            out[n].append(time.perf_counter() - t0)
+    return {n: np.array(v) for n, v in out.items()}
+
+
+def stats_us(ts: np.ndarray) -> dict:
+    us = ts * 1e6
+    return {"median_us": float(np.median(us)), "p10_us": float(np.percentile(us, 10)),
+            "p90_us": float(np.percentile(us, 90)), "min_us": float(us.min()), "mean_us": float(us.mean()),
+            "reps": int(us.size)}
+
+
+def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator):
+    """(callables, inputs to re-read after a flush, reference output) for one layer/batch."""
+    import scipy.sparse as sp
+    import torch
+
+    o, n = layer.shape
+    W = torch.from_numpy(layer.dense)
+    csr_t = torch.sparse_csr_tensor(torch.from_numpy(layer.indptr), torch.from_numpy(layer.indices),
+                                    torch.from_numpy(layer.data), size=(o, n))
+    S = sp.csr_matrix((layer.data, layer.indices, layer.indptr), shape=(o, n))
+    rel = K.RelativeLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, threads)
+    ip, ix, dt = layer.indptr, layer.indices, layer.data
+    if batch == 1:
+        x = rng.standard_normal(n, dtype=np.float32)
+        xt = torch.from_numpy(x)
+        fns = {
+            "dense": lambda: torch.mv(W, xt),
+            "csr_torch": lambda: torch.mv(csr_t, xt),
+            "csr_scipy": lambda: S @ x,
+            "csr_numba": lambda: K.csr_mv(ip, ix, dt, x, o),
+            "relative_numba": lambda: rel.mv(x),
+        }
+        touch = (x,)
+    else:
+        X = rng.standard_normal((batch, n), dtype=np.float32)
+        Xt = torch.from_numpy(X)
+        fns = {
+            "dense": lambda: torch.mm(Xt, W.t()),
+            "csr_torch": lambda: torch.mm(csr_t, Xt.t()).t(),
+            "csr_scipy": lambda: (S @ np.ascontiguousarray(X.T)).T,
+            "csr_numba": lambda: K.csr_mm(ip, ix, dt, X, o),
+            "relative_numba": lambda: rel.mm(X),
+        }
+        touch = (X,)
+    return fns, touch, rel
+
+
+def max_rel_err(y, ref) -> float:
+    y = np.asarray(y.numpy() if hasattr(y, "numpy") else y, dtype=np.float64).reshape(ref.shape)
+    scale = max(float(np.abs(ref).max()), 1e-30)
+    return float(np.abs(y - ref).max() / scale)
+
+
+def layer_bytes(layer, rel, batch: int) -> dict:
+    o, n = layer.shape
+    return {
+        "dense": dense_bytes(o, n, batch),
+        "csr": csr_bytes(o, n, layer.nnz, batch, layer.indices.itemsize, layer.indptr.itemsize),
+        "relative": relative_bytes(o, n, layer.entries, layer.codebook.size, batch, layer.symbols.itemsize,
+                                   layer.gaps.itemsize, rel.chunks.nbytes),
+        "relative_packed": relative_bytes(o, n, layer.entries, layer.codebook.size, batch,
+                                          layer.weight_bits / 8, layer.index_bits / 8, rel.chunks.nbytes),
+    }
+
+
+def bench_layer_cpu(layer, batch: int, threads: int, reps: int, warmup: int, caches, flusher, bandwidth_GBps,
+                    seed: int = 0) -> list[dict]:
+    """All CPU kernels of one layer at one batch size; one row per (cache, kernel)."""
+    rng = np.random.default_rng(seed)
+    fns, touch, rel = cpu_kernels(layer, batch, threads, rng)
+    ref = np.asarray(fns["dense"]().numpy(), dtype=np.float64)  # each kernel is checked against dense
+    errs = {k: max_rel_err(f(), ref) for k, f in fns.items()}
+    nbytes = layer_bytes(layer, rel, batch)
+    rows = []
+    for cache in caches:
+        load0 = os.getloadavg()[0]
+        ts = time_interleaved(fns, reps, warmup, flusher if cache == "cold" else None, touch)
+        load1 = os.getloadavg()[0]
+        t_dense = float(np.median(ts["dense"]))
+        for k, t in ts.items():
+            fmt = FORMAT_OF[k]
+            st = stats_us(t)
+            b = nbytes[fmt]["total_bytes"]
+            bound = nbytes["dense"]["total_bytes"] / b
+            speedup = t_dense / float(np.median(t))
+            rows.append({
+                "device": "cpu", "network": layer.network, "layer": layer.name, "source": layer.source,
+                "out_features": layer.out_features, "in_features": layer.in_features,
+                "density": round(layer.density, 6), "nnz": layer.nnz, "entries": layer.entries,
+                "fillers": layer.fillers, "index_bits": layer.index_bits, "weight_bits": layer.weight_bits,
+                "batch": batch, "cache": cache, "kernel": k, "format": fmt, "threads": threads, **st,
+                "per_input_us": st["median_us"] / batch,
+                "speedup_vs_dense": speedup,
+                "speedup_p10": float(np.percentile(ts["dense"], 50) / np.percentile(t, 90)),
+                "speedup_p90": float(np.percentile(ts["dense"], 50) / np.percentile(t, 10)),
+                "bytes": b, "weight_bytes": nbytes[fmt]["weight_bytes"],
+                "bandwidth_bound_speedup": bound, "fraction_of_bound": speedup / bound,
+                "achieved_GBps": b / (st["median_us"] * 1e-6) / 1e9,
+                "fraction_of_stream_bw": b / (st["median_us"] * 1e-6) / 1e9 / bandwidth_GBps,
+                "max_rel_err": errs[k], "load_start": load0, "load_end": load1,
+            })
+    return rows
+
+
+def bench_layer_gpu(layer, batch: int, reps: int, warmup: int, seed: int = 0) -> list[dict]:
+    """cuBLAS (torch.mv/mm) vs cuSPARSE (torch CSR) on the current CUDA device, warm only."""
+    import torch
+
+    dev = torch.device("cuda")
+    o, n = layer.shape
+    W = torch.from_numpy(layer.dense).to(dev)
+    csr_t = torch.sparse_csr_tensor(torch.from_numpy(layer.indptr), torch.from_numpy(layer.indices),
+                                    torch.from_numpy(layer.data), size=(o, n)).to(dev)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    if batch == 1:
+        x = torch.randn(n, generator=g).to(dev)
+        fns = {"dense": lambda: torch.mv(W, x), "csr_torch": lambda: torch.mv(csr_t, x)}
+    else:
+        X = torch.randn(batch, n, generator=g).to(dev)
+        fns = {"dense": lambda: torch.mm(X, W.t()), "csr_torch": lambda: torch.mm(csr_t, X.t()).t()}
+    ref = fns["dense"]().double().cpu().numpy()
+    errs = {k: max_rel_err(f().double().cpu(), ref) for k, f in fns.items()}
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    torch.cuda.synchronize()
+    ts = {k: [] for k in fns}
+    for _ in range(reps):
+        for k, f in fns.items():
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            f()
+            b.record()
+            torch.cuda.synchronize()
+            ts[k].append(a.elapsed_time(b) * 1e-3)
+    t_dense = float(np.median(ts["dense"]))
+    rows = []
+    for k, t in ts.items():
+        st = stats_us(np.array(t))
+        rows.append({"device": f"cuda:{torch.cuda.get_device_name(dev)}", "network": layer.network,
+                     "layer": layer.name, "source": layer.source, "out_features": o, "in_features": n,
+                     "density": round(layer.density, 6), "nnz": layer.nnz, "batch": batch, "cache": "warm",
+                     "kernel": k, "format": FORMAT_OF[k], **st, "per_input_us": st["median_us"] / batch,
+                     "speedup_vs_dense": t_dense / float(np.median(t)), "max_rel_err": errs[k]})
+    return rows
+
+
+def geomean(xs) -> float:
+    xs = np.asarray(list(xs), dtype=np.float64)
+    return float(np.exp(np.log(xs).mean())) if xs.size else float("nan")

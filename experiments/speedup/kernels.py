@@ -1,0 +1,347 @@
+"""Matrix-vector / matrix-matrix kernels timed by the speedup benchmark.
+
+All kernels compute ``y = W x`` for a torch ``nn.Linear`` weight ``W`` of shape
+``(out_features, in_features)`` (row-major), at batch 1 (``x``: ``[in]``) or batch B
+(``X``: ``[B, in]`` -> ``Y``: ``[B, out]``).
+
+* dense: ``torch.mv`` / ``torch.mm`` (MKL SGEMV / SGEMM in torch's x86 wheels).
+* CSR (torch): ``torch.sparse_csr_tensor`` with int32 indices; ``torch.mv`` / ``torch.mm``
+  dispatch to MKL's sparse BLAS on CPU and to cuSPARSE on CUDA.
+* CSR (scipy): ``scipy.sparse.csr_matrix`` with int32 indices (its own C++ loops).
+* CSR (numba): a plain CSR SpMV/SpMM we JIT ourselves over the same int32 arrays, to separate
+  "what CSR costs" from "what one library's CSR kernel costs".
+* compressed format (numba): :class:`RelativeLayer` reads DC's relative-index + codebook stream
+  directly -- ``(symbols, gaps)`` exactly as :func:`compression.sparse_format.encode_relative`
+  returns them (uint8 each) -- tracking ``(row, col)`` incrementally and looking every weight
+  up in the fp32 codebook. Nothing is expanded to fp32 weights or wide indices.
+
+JIT: numba (LLVM). It is already a project dependency, compiles byte-level loops to native
+code, releases the GIL and has ``prange`` threads. Two details matter for speed on this
+AMD Zen 4 CPU (measured while writing these kernels):
+
+* No ``reassoc`` fast-math flag: with it LLVM vectorizes the index loads into AVX-512
+  gathers, which are about 2x *slower* than scalar loads here. We keep ``contract`` (FMA)
+  and unroll to independent accumulators by hand.
+* Index with unsigned integers (``_u(i)``): numba wraps negative indices for signed ones,
+  which costs ~3 instructions per access and doubled the run time of these loops.
+
+The compressed-format loop reads 8 entries at a time: the 8 uint8 gaps (and the 8 uint8
+symbols) are one little-endian 64-bit load of the same bytes, and the 8 positions come out
+of one SWAR multiply: ``((g + 0x0101..01) * 0x0101..01)`` holds the running sums of
+``gap + 1`` in its bytes. That is exact while 8 distances fit in a byte (index_bits <= 5;
+for 5 bits the one overflowing word, eight maximal gaps, takes the scalar path); wider gaps
+use the scalar path throughout. Words that cross a row boundary also take the scalar path.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+_FM = {"contract", "nnan", "ninf", "nsz", "arcp", "afn"}  # deliberately no "reassoc" (see above)
+_JIT = dict(nogil=True, cache=True, fastmath=_FM, boundscheck=False, error_model="numpy")
+
+_u = np.uint64  # index cast: unsigned indices skip numba's negative-index wraparound
+_ONES = np.uint64(0x0101010101010101)
+_FF = np.uint64(0xFF)
+_S8, _S16, _S24, _S32, _S40, _S48, _S56 = (np.uint64(s) for s in (8, 16, 24, 32, 40, 48, 56))
+_u32 = np.uint32
+_M8 = np.uint32(0xFF)
+_T8, _T16, _T24 = (np.uint32(s) for s in (8, 16, 24))
+
+SWAR_MAX_BITS = 5  # 8 distances of up to 2**5 fit a byte (the all-maximal word is special-cased)
+
+
+def swar_ok(symbols: np.ndarray, gaps: np.ndarray, index_bits: int) -> bool:
+    return (sys.byteorder == "little" and symbols.dtype == np.uint8 and gaps.dtype == np.uint8
+            and 1 <= index_bits <= SWAR_MAX_BITS)
+
+
+def _words(a: np.ndarray) -> np.ndarray:
+    """The leading ``8 * (len // 8)`` bytes of a uint8 array, viewed (no copy) as uint64 words."""
+    n8 = (a.size // 8) * 8
+    if a.dtype != np.uint8 or n8 == 0:
+        return np.zeros(0, np.uint64)
+    return a[:n8].view(np.uint64)
+
+
+# --------------------------------------------------------------------------- compressed format
+def relative_chunks(gaps: np.ndarray, n_in: int, n_out: int, n_chunks: int) -> np.ndarray:
+    """Thread start table for the relative-index stream: ``int64 [n_chunks, 4]`` rows of
+    ``(entry_begin, entry_end, row, col)`` -- the decoder state just before ``entry_begin``.
+    Chunks start on row boundaries (each output row belongs to one chunk), so threads never
+    write the same output element. With one chunk this is ``(0, n_entries, 0, -1)``. The
+    table (``32 * n_chunks`` bytes) is counted in the format's bytes; the stream is untouched.
+    """
+    n_entries = int(gaps.size)
+    n_chunks = max(1, int(n_chunks))
+    if n_chunks == 1 or n_entries == 0:
+        return np.array([[0, n_entries, 0, -1]], dtype=np.int64)
+    pos = np.cumsum(gaps.astype(np.int64) + 1) - 1  # absolute flat positions (setup only)
+    rows_of = pos // n_in
+    targets = (np.arange(1, n_chunks) * n_entries) // n_chunks
+    start_rows = np.unique(np.concatenate([[0], rows_of[targets]]))
+    begins = np.searchsorted(pos, start_rows * n_in, side="left")
+    ends = np.append(begins[1:], n_entries)
+    prev_pos = np.where(begins > 0, pos[np.maximum(begins - 1, 0)], -1)
+    cols = prev_pos - start_rows * n_in  # <= -1: the next gap lands in start_row or later
+    return np.stack([begins, ends, start_rows, cols], axis=1).astype(np.int64)
+
+
+@njit(inline="always", **_JIT)
+def _rel_scalar(sym, gap, cb, x, y, e_from, e_to, row, col, acc, n_in):
+    """One entry at a time: ``col += gap + 1``; past the row end, flush and move down."""
+    for e in range(e_from, e_to):
+        col += np.int64(gap[_u(e)]) + 1
+        while col >= n_in:
+            y[_u(row)] += acc
+            acc = np.float32(0.0)
+            row += 1
+            col -= n_in
+        acc += cb[_u(sym[_u(e)])] * x[_u(col)]
+    return row, col, acc
+
+
+@njit(**_JIT)
+def _rel_mv_chunk(sym, gap, sym64, gap64, cb, x, y, e0, e1, row, col, n_in, swar, check_allmax, allmax):
+    acc = np.float32(0.0)
+    head_end = min(e1, ((e0 + 7) // 8) * 8) if swar else e1
+    row, col, acc = _rel_scalar(sym, gap, cb, x, y, e0, head_end, row, col, acc, n_in)
+    a0 = acc
+    a1 = np.float32(0.0)
+    a2 = np.float32(0.0)
+    a3 = np.float32(0.0)
+    for w in range(head_end // 8, e1 // 8):
+        g = gap64[_u(w)]
+        p = (g + _ONES) * _ONES  # byte k = sum_{j<=k} (gap_j + 1)
+        last = col + np.int64(p >> _S56)
+        if last < n_in and not (check_allmax and g == allmax):  # all 8 in this row, no byte overflow
+            s = sym64[_u(w)]
+            # 32-bit halves: byte extraction is then 1-2 instructions (movzx of al/ah, bextr, shr)
+            sl = _u32(s)
+            sh = _u32(s >> _S32)
+            pl = _u32(p)
+            ph = _u32(p >> _S32)
+            a0 += cb[sl & _M8] * x[_u(col + np.int64(pl & _M8))] + cb[sh & _M8] * x[_u(col + np.int64(ph & _M8))]
+            a1 += cb[(sl >> _T8) & _M8] * x[_u(col + np.int64((pl >> _T8) & _M8))] \
+                + cb[(sh >> _T8) & _M8] * x[_u(col + np.int64((ph >> _T8) & _M8))]
+            a2 += cb[(sl >> _T16) & _M8] * x[_u(col + np.int64((pl >> _T16) & _M8))] \
+                + cb[(sh >> _T16) & _M8] * x[_u(col + np.int64((ph >> _T16) & _M8))]
+            a3 += cb[sl >> _T24] * x[_u(col + np.int64(pl >> _T24))] + cb[sh >> _T24] * x[_u(last)]
+            col = last
+        else:
+            acc = (a0 + a1) + (a2 + a3)
+            row, col, acc = _rel_scalar(sym, gap, cb, x, y, w * 8, w * 8 + 8, row, col, acc, n_in)
+            a0 = acc
+            a1 = np.float32(0.0)
+            a2 = np.float32(0.0)
+            a3 = np.float32(0.0)
+    acc = (a0 + a1) + (a2 + a3)
+    row, col, acc = _rel_scalar(sym, gap, cb, x, y, max(head_end, (e1 // 8) * 8), e1, row, col, acc, n_in)
+    if e1 > e0:
+        y[_u(row)] += acc
+
+
+@njit(parallel=True, **_JIT)
+def _rel_mv(sym, gap, sym64, gap64, cb, x, chunks, n_in, n_out, swar, check_allmax, allmax):
+    y = np.zeros(n_out, np.float32)
+    for c in prange(chunks.shape[0]):
+        _rel_mv_chunk(sym, gap, sym64, gap64, cb, x, y, chunks[c, 0], chunks[c, 1], chunks[c, 2],
+                      chunks[c, 3], n_in, swar, check_allmax, allmax)
+    return y
+
+
+@njit(inline="always", **_JIT)
+def _rel_mm_scalar(sym, gap, cb, xt, yt, acc, e_from, e_to, row, col, n_in, nb):
+    for e in range(e_from, e_to):
+        col += np.int64(gap[_u(e)]) + 1
+        while col >= n_in:
+            base = row * nb
+            for b in range(nb):
+                yt[_u(base + b)] += acc[_u(b)]
+                acc[_u(b)] = 0.0
+            row += 1
+            col -= n_in
+        wv = cb[_u(sym[_u(e)])]
+        xb = col * nb
+        for b in range(nb):
+            acc[_u(b)] += wv * xt[_u(xb + b)]
+    return row, col
+
+
+@njit(**_JIT)
+def _rel_mm_chunk(sym, gap, sym64, gap64, cb, xt, yt, e0, e1, row, col, n_in, nb, swar, allmax):
+    """Batch version: ``xt`` is ``X^T`` flattened ``[in * B]``, ``yt`` is ``Y^T`` ``[out * B]``.
+    Eight entries of one row update the B accumulators in one vectorized pass."""
+    acc = np.zeros(nb, np.float32)
+    head_end = min(e1, ((e0 + 7) // 8) * 8) if swar else e1
+    row, col = _rel_mm_scalar(sym, gap, cb, xt, yt, acc, e0, head_end, row, col, n_in, nb)
+    for w in range(head_end // 8, e1 // 8):
+        g = gap64[_u(w)]
+        p = (g + _ONES) * _ONES
+        last = col + np.int64(p >> _S56)
+        if last < n_in and g != allmax:
+            s = sym64[_u(w)]
+            w0 = cb[s & _FF]
+            w1 = cb[(s >> _S8) & _FF]
+            w2 = cb[(s >> _S16) & _FF]
+            w3 = cb[(s >> _S24) & _FF]
+            w4 = cb[(s >> _S32) & _FF]
+            w5 = cb[(s >> _S40) & _FF]
+            w6 = cb[(s >> _S48) & _FF]
+            w7 = cb[s >> _S56]
+            x0 = (col + np.int64(p & _FF)) * nb
+            x1 = (col + np.int64((p >> _S8) & _FF)) * nb
+            x2 = (col + np.int64((p >> _S16) & _FF)) * nb
+            x3 = (col + np.int64((p >> _S24) & _FF)) * nb
+            x4 = (col + np.int64((p >> _S32) & _FF)) * nb
+            x5 = (col + np.int64((p >> _S40) & _FF)) * nb
+            x6 = (col + np.int64((p >> _S48) & _FF)) * nb
+            x7 = last * nb
+            for b in range(nb):
+                acc[_u(b)] += ((w0 * xt[_u(x0 + b)] + w1 * xt[_u(x1 + b)])
+                               + (w2 * xt[_u(x2 + b)] + w3 * xt[_u(x3 + b)])) \
+                    + ((w4 * xt[_u(x4 + b)] + w5 * xt[_u(x5 + b)])
+                       + (w6 * xt[_u(x6 + b)] + w7 * xt[_u(x7 + b)]))
+            col = last
+        else:
+            row, col = _rel_mm_scalar(sym, gap, cb, xt, yt, acc, w * 8, w * 8 + 8, row, col, n_in, nb)
+    row, col = _rel_mm_scalar(sym, gap, cb, xt, yt, acc, max(head_end, (e1 // 8) * 8), e1, row, col, n_in, nb)
+    if e1 > e0:
+        base = row * nb
+        for b in range(nb):
+            yt[_u(base + b)] += acc[_u(b)]
+
+
+@njit(parallel=True, **_JIT)
+def _rel_mm(sym, gap, sym64, gap64, cb, xt, nb, chunks, n_in, n_out, swar, allmax):
+    yt = np.zeros(n_out * nb, np.float32)
+    for c in prange(chunks.shape[0]):
+        _rel_mm_chunk(sym, gap, sym64, gap64, cb, xt, yt, chunks[c, 0], chunks[c, 1], chunks[c, 2],
+                      chunks[c, 3], n_in, nb, swar, allmax)
+    return yt
+
+
+class RelativeLayer:
+    """A Linear weight held only as DC's relative-index stream + codebook.
+
+    ``symbols``/``gaps`` are exactly what :func:`compression.sparse_format.encode_relative`
+    returned for the row-major flattened labels (uint8 for <= 8-bit codebooks and gaps);
+    ``codebook`` is fp32 with ``codebook[0] == 0`` (fillers multiply by it). ``n_threads``
+    only sets how many row-aligned chunks the stream is split into (see
+    :func:`relative_chunks`); the thread count itself is numba's.
+    """
+
+    def __init__(self, symbols, gaps, codebook, shape, index_bits: int, n_threads: int = 1):
+        self.symbols = np.ascontiguousarray(symbols)
+        self.gaps = np.ascontiguousarray(gaps)
+        if self.symbols.shape != self.gaps.shape or self.symbols.ndim != 1:
+            raise ValueError("symbols and gaps must be 1-D and of equal length")
+        self.codebook = np.ascontiguousarray(codebook, dtype=np.float32)
+        if self.symbols.size and int(self.symbols.max()) >= self.codebook.size:
+            raise ValueError("a symbol indexes past the codebook")
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.index_bits = int(index_bits)
+        self.swar = swar_ok(self.symbols, self.gaps, self.index_bits)
+        self.allmax = np.uint64(int.from_bytes(bytes([(1 << min(self.index_bits, 8)) - 1] * 8), "little"))
+        self.check_allmax = self.index_bits == SWAR_MAX_BITS  # only 5-bit words can sum to 256
+        self.sym64 = _words(self.symbols) if self.swar else np.zeros(0, np.uint64)
+        self.gap64 = _words(self.gaps) if self.swar else np.zeros(0, np.uint64)
+        self.chunks = relative_chunks(self.gaps, self.shape[1], self.shape[0], n_threads)
+
+    def mv(self, x: np.ndarray) -> np.ndarray:
+        return _rel_mv(self.symbols, self.gaps, self.sym64, self.gap64, self.codebook, x, self.chunks,
+                       self.shape[1], self.shape[0], self.swar, self.check_allmax, self.allmax)
+
+    def mm(self, X: np.ndarray) -> np.ndarray:
+        """``X``: ``[B, in]`` -> ``[B, out]`` (computed on an ``[in, B]`` copy of ``X``)."""
+        nb = X.shape[0]
+        xt = np.ascontiguousarray(X.T).reshape(-1)
+        yt = _rel_mm(self.symbols, self.gaps, self.sym64, self.gap64, self.codebook, xt, nb, self.chunks,
+                     self.shape[1], self.shape[0], self.swar, self.allmax)
+        return yt.reshape(self.shape[0], nb).T
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the kernel reads for the weights: the stream, the codebook, the chunk table."""
+        return self.symbols.nbytes + self.gaps.nbytes + self.codebook.nbytes + self.chunks.nbytes
+
+
+# --------------------------------------------------------------------------- CSR (numba)
+@njit(parallel=True, **_JIT)
+def _csr_mv(indptr, indices, data, x, n_out):
+    y = np.empty(n_out, np.float32)
+    for r in prange(n_out):
+        a0 = np.float32(0.0)
+        a1 = np.float32(0.0)
+        a2 = np.float32(0.0)
+        a3 = np.float32(0.0)
+        k = np.int64(indptr[_u(r)])
+        end = np.int64(indptr[_u(r + 1)])
+        while k + 4 <= end:
+            a0 += data[_u(k)] * x[_u(indices[_u(k)])]
+            a1 += data[_u(k + 1)] * x[_u(indices[_u(k + 1)])]
+            a2 += data[_u(k + 2)] * x[_u(indices[_u(k + 2)])]
+            a3 += data[_u(k + 3)] * x[_u(indices[_u(k + 3)])]
+            k += 4
+        while k < end:
+            a0 += data[_u(k)] * x[_u(indices[_u(k)])]
+            k += 1
+        y[_u(r)] = (a0 + a1) + (a2 + a3)
+    return y
+
+
+@njit(parallel=True, **_JIT)
+def _csr_mm(indptr, indices, data, xt, nb, n_out):
+    yt = np.zeros(n_out * nb, np.float32)
+    for r in prange(n_out):
+        base = r * nb
+        k = np.int64(indptr[_u(r)])
+        end = np.int64(indptr[_u(r + 1)])
+        while k + 4 <= end:
+            w0 = data[_u(k)]
+            w1 = data[_u(k + 1)]
+            w2 = data[_u(k + 2)]
+            w3 = data[_u(k + 3)]
+            x0 = np.int64(indices[_u(k)]) * nb
+            x1 = np.int64(indices[_u(k + 1)]) * nb
+            x2 = np.int64(indices[_u(k + 2)]) * nb
+            x3 = np.int64(indices[_u(k + 3)]) * nb
+            for b in range(nb):
+                yt[_u(base + b)] += (w0 * xt[_u(x0 + b)] + w1 * xt[_u(x1 + b)]) \
+                    + (w2 * xt[_u(x2 + b)] + w3 * xt[_u(x3 + b)])
+            k += 4
+        while k < end:
+            w0 = data[_u(k)]
+            x0 = np.int64(indices[_u(k)]) * nb
+            for b in range(nb):
+                yt[_u(base + b)] += w0 * xt[_u(x0 + b)]
+            k += 1
+    return yt
+
+
+def csr_mv(indptr, indices, data, x, n_out):
+    return _csr_mv(indptr, indices, data, x, n_out)
+
+
+def csr_mm(indptr, indices, data, X, n_out):
+    nb = X.shape[0]
+    xt = np.ascontiguousarray(X.T).reshape(-1)
+    return _csr_mm(indptr, indices, data, xt, nb, n_out).reshape(n_out, nb).T
+
+
+# --------------------------------------------------------------------------- helpers
+@njit(parallel=True, nogil=True, fastmath=True, cache=True)
+def stream_sum(a):
+    """Read every element once: the streaming-read bandwidth probe and the cache flush."""
+    s = np.float32(0.0)
+    for i in prange(a.size):
+        s += a[i]
+    return s
+
+
+def set_threads(n: int) -> None:
+    numba.set_num_threads(max(1, min(int(n), numba.config.NUMBA_NUM_THREADS)))

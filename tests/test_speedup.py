@@ -1,0 +1,229 @@
+"""Correctness of the speedup benchmark's kernels, byte model and plumbing (no timing asserts)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from compression.sparse_format import decode_relative, encode_relative
+from experiments.speedup import kernels as K
+from experiments.speedup.bandwidth import csr_bytes, dense_bytes, relative_bytes
+from experiments.speedup.energy import DRAM_PJ, SRAM_PJ, inference_energy
+from experiments.speedup.layers import checkpoint_layers, linear_codebook, prepare_layer
+
+RTOL = 1e-5
+
+
+def _layer(rng, out_f, in_f, density, index_bits, empty_rows=(), weight_bits=5):
+    mask = rng.random((out_f, in_f)) < density
+    for r in empty_rows:
+        mask[r] = False
+    labels = np.where(mask, rng.integers(1, 1 << weight_bits, (out_f, in_f)), 0).astype(np.uint8)
+    codebook = rng.standard_normal(1 << weight_bits).astype(np.float32)
+    codebook[0] = 0.0
+    return labels, codebook
+
+
+def _close(y, ref):
+    ref = np.asarray(ref, np.float64)
+    scale = max(np.abs(ref).max(), 1.0)
+    np.testing.assert_allclose(np.asarray(y, np.float64), ref, rtol=0, atol=RTOL * scale * 10)
+
+
+CASES = [
+    # out, in, density, index_bits, threads, empty rows
+    (7, 40, 0.3, 3, 1, (2,)),  # tiny, many fillers (3-bit gaps), one empty row
+    (50, 33, 0.05, 4, 3, (0, 49)),  # mostly empty rows, first and last empty, 3 chunks
+    (64, 300, 1.0, 5, 2, ()),  # 100% density: no fillers
+    (30, 1000, 0.01, 5, 1, (5, 6, 7)),  # long zero runs: 5-bit words of 8 fillers (byte overflow case)
+    (30, 200, 0.02, 8, 2, ()),  # 8-bit gaps: scalar path
+    (100, 300, 0.2, 6, 4, ()),  # 6-bit gaps: scalar path, 4 chunks
+    (40, 257, 0.09, 4, 2, (39,)),  # width not a multiple of 8, trailing empty row
+    (3, 5, 0.0, 4, 1, ()),  # all pruned: no entries at all
+    (12, 9, 0.5, 4, 1, ()),  # rows narrower than one 8-entry word
+]
+
+
+@pytest.mark.parametrize("out_f,in_f,density,bits,threads,empty", CASES)
+def test_relative_products_equal_dense(out_f, in_f, density, bits, threads, empty):
+    rng = np.random.default_rng(out_f * 1000 + in_f)
+    labels, cb = _layer(rng, out_f, in_f, density, bits, empty)
+    W = cb[labels].astype(np.float64)
+    symbols, gaps = encode_relative(labels.reshape(-1), bits)
+    assert symbols.dtype == np.uint8 and gaps.dtype == np.uint8
+    layer = K.RelativeLayer(symbols, gaps, cb, labels.shape, bits, threads)
+    x = rng.standard_normal(in_f).astype(np.float32)
+    X = rng.standard_normal((5, in_f)).astype(np.float32)
+    _close(layer.mv(x), W @ x)
+    _close(layer.mm(X), X @ W.T)
+
+
+def test_overflowing_5bit_word_takes_the_exact_path():
+    # 8 non-zeros, then a 300-position gap: fillers every 32 -> a word of eight 31-gaps (sum 256)
+    n_in = 1024
+    labels = np.zeros((2, n_in), np.uint8)
+    labels[0, :8] = 1
+    labels[0, 8 + 300] = 2
+    labels[0, 8 + 300 + 290] = 3
+    labels[1, 3] = 4
+    sym, gap = encode_relative(labels.reshape(-1), 5)
+    words = K._words(gap)
+    assert (words == np.uint64(int.from_bytes(bytes([31] * 8), "little"))).any()
+    cb = np.arange(32, dtype=np.float32) / 7
+    cb[0] = 0
+    layer = K.RelativeLayer(sym, gap, cb, labels.shape, 5, 1)
+    assert layer.swar and layer.check_allmax
+    x = np.random.default_rng(0).standard_normal(n_in).astype(np.float32)
+    _close(layer.mv(x), cb[labels].astype(np.float64) @ x)
+
+
+@pytest.mark.parametrize("out_f,in_f,density,bits,threads,empty", CASES[:5])
+def test_numba_csr_equals_dense(out_f, in_f, density, bits, threads, empty):
+    rng = np.random.default_rng(7)
+    labels, cb = _layer(rng, out_f, in_f, density, bits, empty)
+    L = prepare_layer("t", "t", labels, cb, bits, 5, "random")
+    x = rng.standard_normal(in_f).astype(np.float32)
+    X = rng.standard_normal((4, in_f)).astype(np.float32)
+    W = L.dense.astype(np.float64)
+    _close(K.csr_mv(L.indptr, L.indices, L.data, x, out_f), W @ x)
+    _close(K.csr_mm(L.indptr, L.indices, L.data, X, out_f), X @ W.T)
+
+
+def test_prepared_formats_hold_the_same_matrix():
+    rng = np.random.default_rng(3)
+    labels, cb = _layer(rng, 20, 70, 0.1, 4, (4,))
+    L = prepare_layer("t", "t", labels, cb, 4, 5, "random")
+    assert np.array_equal(decode_relative(L.symbols, L.gaps, labels.size, 4).reshape(labels.shape), labels)
+    import scipy.sparse as sp
+
+    S = sp.csr_matrix((L.data, L.indices, L.indptr), shape=L.shape)
+    assert np.array_equal(S.toarray(), L.dense)
+    assert L.indices.dtype == np.int32 and L.indptr.dtype == np.int32
+    assert L.nnz == int((labels != 0).sum()) and L.fillers == L.entries - L.nnz >= 0
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_every_benchmarked_kernel_matches_dense(batch):
+    from experiments.speedup.bench import cpu_kernels
+
+    rng = np.random.default_rng(11)
+    labels, cb = _layer(rng, 33, 260, 0.08, 4, (0, 5))
+    L = prepare_layer("t", "t", labels, cb, 4, 5, "random")
+    fns, touch, _ = cpu_kernels(L, batch, 1, np.random.default_rng(0))
+    x = touch[0]
+    ref = (L.dense.astype(np.float64) @ x.T.astype(np.float64)).T
+    for name, fn in fns.items():
+        y = fn()
+        y = y.numpy() if isinstance(y, torch.Tensor) else np.asarray(y)
+        _close(y.reshape(ref.shape), ref)
+
+
+def test_relative_chunks_are_row_aligned_and_cover_the_stream():
+    rng = np.random.default_rng(5)
+    labels, _ = _layer(rng, 64, 100, 0.1, 4, (10, 11, 12))
+    _, gaps = encode_relative(labels.reshape(-1), 4)
+    ch = K.relative_chunks(gaps, 100, 64, 4)
+    assert ch[0, 0] == 0 and ch[-1, 1] == gaps.size
+    assert np.array_equal(ch[1:, 0], ch[:-1, 1])
+    pos = np.cumsum(gaps.astype(np.int64) + 1) - 1
+    for b, e, row, col in ch:
+        prev = pos[b - 1] if b > 0 else -1
+        assert prev == row * 100 + col  # the decoder state just before the chunk
+        assert (pos[b:e] // 100 >= row).all()
+
+
+def test_byte_counts_equal_a_hand_count():
+    # 3 x 4 layer, non-zeros at flat positions 1, 2, 11 (row 0: 2, row 2: 1); 2-bit gaps
+    labels = np.zeros(12, np.uint8)
+    labels[[1, 2, 11]] = [1, 2, 3]
+    sym, gap = encode_relative(labels, 2)
+    # distances 2, 1, 9: the last needs (9-1)//4 = 2 fillers -> 5 entries
+    assert sym.size == 5 and np.array_equal(gap, [1, 0, 3, 3, 0])
+    assert dense_bytes(3, 4, 1) == {"weight_bytes": 48, "activation_bytes": 28, "total_bytes": 76}
+    # CSR: 3 values * 4 + 3 cols * 4 + 4 row pointers * 4 = 40; x 16 + y 12 = 28
+    assert csr_bytes(3, 4, 3, 1) == {"weight_bytes": 40, "activation_bytes": 28, "total_bytes": 68}
+    # relative: 5 entries * (1 + 1) + 4-entry codebook * 4 + one 32-byte chunk row = 58
+    assert relative_bytes(3, 4, 5, 4, 1, 1, 1, 32)["weight_bytes"] == 58
+    # packed 2-bit symbols + 2-bit gaps: ceil(5 * 0.5) = 3 bytes + 16 + 32
+    assert relative_bytes(3, 4, 5, 4, 1, 0.25, 0.25, 32)["weight_bytes"] == 51
+    # batch 2: activations double, weights do not
+    assert csr_bytes(3, 4, 3, 2)["total_bytes"] == 40 + 56
+    # the harness counts the same way, at the widths the arrays actually have
+    from experiments.speedup.bench import layer_bytes
+
+    cb = np.array([0, 1, 2, 3], np.float32)
+    L = prepare_layer("t", "t", labels.reshape(3, 4), cb, 2, 2, "random")
+    nb = layer_bytes(L, K.RelativeLayer(L.symbols, L.gaps, L.codebook, L.shape, 2, 1), 1)
+    assert nb["dense"]["total_bytes"] == 76 and nb["csr"]["total_bytes"] == 68
+    assert nb["relative"]["weight_bytes"] == 58 and nb["relative_packed"]["weight_bytes"] == 51
+
+
+def test_linear_codebook():
+    v = np.array([-0.5, -0.1, 0.2, 0.5, 0.49], np.float32)
+    cb, lab = linear_codebook(v, 5)
+    assert cb.size == 32 and cb[0] == 0.0 and (cb[1:] != 0).all()
+    assert lab.min() >= 1 and lab.max() <= 31
+    assert np.abs(cb[lab] - v).max() <= (0.5 - -0.5) / 30 / 2 + 1e-6
+    cb, lab = linear_codebook(np.array([-1.0, 1.0]), 5)  # symmetric: linspace would hit 0 exactly
+    assert (cb[1:] != 0).all()
+
+
+def test_checkpoint_layers_fold_pruning_masks(tmp_path):
+    w = torch.randn(6, 10)
+    m = (torch.rand(6, 10) < 0.3).float()
+    path = tmp_path / "ck.pt"
+    torch.save({"state_dict": {"model.fc.weight_orig": w, "model.fc.weight_mask": m, "model.fc.bias": torch.zeros(6)}},
+               path)
+    (L,) = list(checkpoint_layers(str(path)))
+    assert L.name == "fc" and L.shape == (6, 10)
+    assert L.nnz == int(m.sum()) and np.array_equal(L.dense != 0, m.numpy() != 0)
+
+
+def test_energy_model():
+    e = inference_energy(4e6, macs=0, entries=0, sram_budget_bytes=8e6, codebook=False)
+    assert e["fits_sram"] and e["fetch_uJ"] == pytest.approx(1e6 * SRAM_PJ * 1e-6)
+    e = inference_energy(40e6, macs=10, entries=0, sram_budget_bytes=8e6, codebook=False)
+    assert not e["fits_sram"] and e["fetch_uJ"] == pytest.approx(1e7 * DRAM_PJ * 1e-6)
+    assert e["add_uJ"] == pytest.approx(10 * 0.9e-6)
+
+
+def test_command_end_to_end(tmp_path, monkeypatch):
+    from experiments.speedup import __main__ as cli
+    from experiments.speedup import layers
+
+    monkeypatch.setattr(layers, "PAPER_LAYERS", [("alexnet", "fc8", 40, 300, 0.25, 4), ("vgg16", "fc7", 30, 260, 0.04, 5)])
+    out = tmp_path / "speedup"
+    assert cli.main(["--reps", "3", "--warmup", "1", "--batches", "1", "4", "--out", str(out), "--no-gpu"]) == 0
+    rows = list(csv.DictReader(open(out / "timings.csv")))
+    assert {r["kernel"] for r in rows} == {"dense", "csr_torch", "csr_scipy", "csr_numba", "relative_numba"}
+    assert len(rows) == 2 * 2 * 2 * 5  # layers x batches x caches x kernels
+    assert max(float(r["max_rel_err"]) for r in rows) < 1e-4
+    for name in ("summary.csv", "layers.csv", "bandwidth.csv", "energy.csv", "fig9_speedup_cold.png",
+                 "fig9_speedup_warm.pdf", "fig10_energy.png"):
+        assert (out / name).is_file(), name
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["threads"] == 1 and "load_avg_end" in meta and meta["gpu"].startswith("skipped")
+
+
+def test_checkpoint_layers_find_alexnet_fc_layers(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    sd = {}
+    for path, shape in (("net.classifier.1", (8, 12)), ("net.classifier.4", (8, 8)), ("net.classifier.6", (3, 8))):
+        w = torch.randn(*shape, generator=g) * (torch.rand(*shape, generator=g) < 0.5)
+        sd[f"{path}.weight"] = w
+    # fc8 stored through the project's weight-sharing parametrization
+    cb = torch.tensor([0.0, -0.5, 0.25, 1.0])
+    labels = torch.randint(0, 4, (3, 8), generator=g)
+    sd.pop("net.classifier.6.weight")
+    sd["net.classifier.6.parametrizations.weight.original"] = cb
+    sd["net.classifier.6.parametrizations.weight.0.labels"] = labels
+    path = tmp_path / "alex.pt"
+    torch.save(sd, path)
+    layers = list(checkpoint_layers(str(path)))
+    assert [(L.network, L.name, L.index_bits) for L in layers] == [("alexnet", n, 4) for n in ("fc6", "fc7", "fc8")]
+    assert layers[2].nnz == int((labels != 0).sum())
+    assert np.array_equal(layers[0].dense != 0, sd["net.classifier.1.weight"].numpy() != 0)
