@@ -60,8 +60,30 @@ def restore(model: nn.Module, snap: dict) -> None:
             module.parametrizations["weight"].original.copy_(s["codebook"])
 
 
+def is_rank_zero() -> bool:
+    """Under DDP every rank runs the pipeline; only global rank 0 writes files."""
+    from lightning_fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def rank_digest(model: nn.Module) -> str:
+    """A hash of every mask, codebook and assignment: equal on all ranks or the run is wrong."""
+    import hashlib
+
+    h = hashlib.sha256()
+    snap = snapshot(model)
+    for group in ("masks", "shared"):
+        for name in sorted(snap[group]):
+            v = snap[group][name]
+            for t in (v.values() if isinstance(v, dict) else [v]):
+                if t is not None:
+                    h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
 class Progress:
-    """Finished units of one run folder."""
+    """Finished units of one run folder (written by rank 0 only)."""
 
     def __init__(self, run_dir: Path):
         self.dir = Path(run_dir) / "state"
@@ -72,6 +94,9 @@ class Progress:
         return unit in self.units
 
     def save(self, unit: str, row: dict, model: nn.Module) -> None:
+        if not is_rank_zero():
+            self.units.append(unit)
+            return
         buf = io.BytesIO()
         torch.save({"row": row, "model": snapshot(model)}, buf)
         atomic_write_bytes(self.dir / f"{unit}.pt", buf.getvalue())
@@ -80,6 +105,8 @@ class Progress:
 
     def finish(self, row: dict) -> None:
         """The row is written: keep it (a re-run of the same command reports it) and mark the run complete."""
+        if not is_rank_zero():
+            return
         atomic_write_bytes(self.dir / "row.json", json.dumps(row, default=str).encode())
         self.units.append("row")
         atomic_write_bytes(self.file, json.dumps({"units": self.units}).encode())

@@ -7,6 +7,7 @@ measured on the model rebuilt from the file, never on the in-memory model.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ import torch
 from compression.accounting import best_index_bits
 from compression.container import LayerInput, read_compressed, write_compressed
 from compression.quantize import codebook_and_labels
+from experiments.checkpoints import is_rank_zero, rank_digest
 from experiments.config import per_layer
 from experiments.models import build_model, prunable_layers
 
@@ -57,6 +59,9 @@ def encode_stage(run) -> None:
     cfg = run.cfg
     # Staged in the run folder; publish() moves it beside the row: results/runs/<experiment>/<run_id>.dcz
     path = Path(run.out_dir) / f"{run.row['run_id']}.dcz"
+    if not is_rank_zero():  # every rank evaluates a decoded file; rank 0's is the one kept
+        path = path.with_suffix(f".rank{os.environ.get('LOCAL_RANK', 'x')}.dcz")
+    _check_ranks_agree(run)
     meta = {"model": cfg.model.name, **run.shape, "run_id": run.row["run_id"]}
     report = encode_model(run.model, path, dict(cfg.encode.index_bits), meta, cfg.encode.optimize_index_bits)
     try:
@@ -68,6 +73,8 @@ def encode_stage(run) -> None:
     except BaseException:
         path.unlink(missing_ok=True)  # no file without its row
         raise
+    if not is_rank_zero():
+        path.unlink(missing_ok=True)
     for lr in report["layers"]:
         e = run.layer_entry(lr["name"])
         e.update({k: _round(lr[k]) for k in LAYER_KEYS if k in lr})
@@ -98,3 +105,16 @@ def _check_round_trip(model: torch.nn.Module, decoded: torch.nn.Module) -> None:
     for k, v in decoded.state_dict().items():
         if not torch.equal(v, want[k].to(v.dtype)):
             raise RuntimeError(f"compressed file does not decode to the model: tensor {k} differs")
+
+
+def _check_ranks_agree(run) -> None:
+    """Under DDP, masks, codebooks and assignments must be identical on every rank."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    digests = [None] * dist.get_world_size()
+    dist.all_gather_object(digests, rank_digest(run.model))
+    run.row["ranks"] = {"world_size": len(digests), "identical_masks_and_codebooks": len(set(digests)) == 1}
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"masks/codebooks differ across DDP ranks: {digests}")

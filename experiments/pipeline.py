@@ -25,7 +25,7 @@ from torch.nn.utils import parametrize, prune
 from compression.neurons import dead_units
 from compression.prune import current_mask, magnitude_prune, make_permanent, resolve_per_layer, schedule_densities
 from compression.quantize import apply_weight_sharing, codebook_and_labels
-from experiments.checkpoints import Progress, last_checkpoint, restore
+from experiments.checkpoints import Progress, is_rank_zero, last_checkpoint, restore
 from experiments.classifier import LitClassifier
 from experiments.config import per_layer, validate
 from experiments.errors import UserError
@@ -175,7 +175,8 @@ class Run:
 def dense_stage(run: Run) -> None:
     d = run.cfg.dense
     run.fit("dense", d.epochs, d.lr, d.weight_decay, d.momentum, d.schedule)
-    torch.save(run.model.state_dict(), run.out_dir / "dense.pt")  # reusable: model.checkpoint=..., sensitivity
+    if is_rank_zero():
+        torch.save(run.model.state_dict(), run.out_dir / "dense.pt")  # reusable: model.checkpoint=..., sensitivity
     run.row["artifacts"]["dense_checkpoint"] = str(run.out_dir / "dense.pt")
     run.record("dense", run.evaluate())
     for name, module, kind in run.layers:
@@ -375,7 +376,7 @@ def run(cfg: DictConfig) -> dict:
         encode_stage(r)
         r.row["time_s"]["encode"] = round(time.time() - t, 2)
     r.row["time_s"]["total"] = round(sum(v for k, v in r.row["time_s"].items() if k != "total"), 2)
-    if cfg.write_row and _is_rank_zero():
+    if cfg.write_row and is_rank_zero():
         publish(r, cfg)
     r.progress.finish(r.row)
     return r.row
@@ -404,6 +405,3 @@ def relative_paths(obj, root: str):
         return obj[len(root) + 1:] or "."
     return obj
 
-
-def _is_rank_zero() -> bool:
-    return int(os.environ.get("RANK", "0")) == 0

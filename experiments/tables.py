@@ -16,7 +16,8 @@ Row choice rule (also in docs/tables.md). For each network (lenet300, lenet5, al
 1. Candidates are default-config rows of the network's default experiment: files directly in
    ``<runs>/<experiment>/`` (a row in a subfolder is a sweep job and is never used) whose
    ``experiment`` is that experiment and whose ``model`` is that network; and ``git_dirty`` is
-   exactly ``false`` (dirty or unknown rows are ignored).
+   exactly ``false`` (dirty or unknown rows are ignored). Smoke runs (fake ImageNet data or
+   ``trainer=smoke``) are never candidates.
 2. Use the latest (greatest ``run_id``; run ids sort by time) *complete* candidate: not
    ``storage_only``, with ``metrics["compressed/top1_err"]`` and ``size.file_bytes``.
 3. If none is complete, use the latest ``storage_only: true`` candidate that has
@@ -112,6 +113,12 @@ def load_rows(runs_dir: Path) -> list[tuple[Path, dict]]:
     return out
 
 
+def is_smoke(row: dict) -> bool:
+    """Smoke runs (synthetic data or trainer=smoke) prove the pipeline runs; their numbers mean nothing."""
+    trainer = (row.get("config") or {}).get("trainer") or {}
+    return row.get("dataset") == "fake_imagenet" or bool(trainer.get("epochs_cap"))
+
+
 def choose_rows(rows: list[tuple[Path, dict]]) -> dict[str, Choice]:
     """Apply the row choice rule (module docstring) to every network."""
     choices = {}
@@ -120,7 +127,7 @@ def choose_rows(rows: list[tuple[Path, dict]]) -> dict[str, Choice]:
         cands = [r for rel, r in rows
                  if len(rel.parts) == 2 and rel.parts[0] == exp  # directly in runs/<experiment>/: not a sweep
                  and r.get("experiment") == exp and r.get("model", net) == net
-                 and r.get("git_dirty") is False and r.get("run_id")]
+                 and r.get("git_dirty") is False and r.get("run_id") and not is_smoke(r)]
         cands.sort(key=lambda r: str(r["run_id"]))
         complete = [r for r in cands if is_complete(r)]
         storage = [r for r in cands if is_storage_only(r)]
