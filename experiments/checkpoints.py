@@ -114,6 +114,23 @@ class Progress:
     def final_row(self) -> dict:
         return json.loads((self.dir / "row.json").read_text())
 
+    def any_row(self) -> dict | None:
+        """The row (complete or so far) of the run this folder holds, if any."""
+        if self.done("row"):
+            return self.final_row()
+        state = self.load_last()
+        return None if state is None else state["row"]
+
+    def archive(self, run_id: str) -> Path:
+        """Move this folder's state and checkpoints aside so a new run starts clean."""
+        target = self.dir.parent / f"previous-{run_id}"
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("state", "ckpt"):
+            if (self.dir.parent / name).exists():
+                (self.dir.parent / name).rename(target / name)
+        self.units = []
+        return target
+
     def load_last(self) -> dict | None:
         for unit in reversed(self.units):
             f = self.dir / f"{unit}.pt"

@@ -8,6 +8,7 @@ during training, and nothing here selects anything on the test split.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -31,6 +32,8 @@ from experiments.config import per_layer, validate
 from experiments.errors import UserError
 from experiments.models import build_model, param_counts, prunable_layers
 from experiments.results import git_info, new_run_id, write_row
+
+from experiments.encode import encode_stage  # noqa: E402  (not lazily: a long run must not pick up edited code at its end)
 
 log = logging.getLogger(__name__)
 # Lightning repeats "GPU available: False ..." for every Trainer; keep warnings only.
@@ -75,6 +78,7 @@ class Run:
             "time_s": {}, "artifacts": {},
         }
         self.progress = Progress(self.out_dir)
+        self._start_fresh_if_config_changed()
         state = None if self.progress.done("row") else self.progress.load_last()
         if state is not None:  # resume: the row so far and the model as the last finished unit left it
             git_now = {k: self.row[k] for k in ("git_commit", "git_dirty")}
@@ -84,6 +88,19 @@ class Run:
                 self.row["git_dirty"] = True  # code changed between the start and the resume
             restore(self.model, state["model"])
             log.info("resuming %s after unit %r", self.row["run_id"], self.progress.units[-1])
+
+    def _start_fresh_if_config_changed(self) -> None:
+        """Same command but a changed config (an edited experiment file): never resume the old run."""
+        old_row = self.progress.any_row()
+        if old_row is None:
+            return
+        ignore = {"paths", "trainer", "logger", "run_id", "write_row"}
+        old_cfg = {k: v for k, v in old_row.get("config", {}).items() if k not in ignore}
+        new_cfg = {k: v for k, v in self.row["config"].items() if k not in ignore}
+        if json.dumps(old_cfg, sort_keys=True, default=str) != json.dumps(new_cfg, sort_keys=True, default=str):
+            moved = self.progress.archive(old_row.get("run_id", "old"))
+            log.warning("the config differs from the run in %s: starting a new run (old state kept in %s)",
+                        self.out_dir, moved)
 
     def _check_layer_keys(self) -> None:
         """Per-layer dicts may name only this model's layers (a typo must fail now, not after training)."""
@@ -370,8 +387,6 @@ def run(cfg: DictConfig) -> dict:
         r.row["time_s"][stage] = round(r.row["time_s"].get(stage, 0.0) + time.time() - t, 2)
         r.progress.save(stage, r.row, r.model)
     if cfg.encode.enabled:
-        from experiments.encode import encode_stage
-
         t = time.time()
         encode_stage(r)
         r.row["time_s"]["encode"] = round(time.time() - t, 2)
