@@ -7,7 +7,7 @@ from conftest import compose_cfg, rows_in, run_cli
 from experiments.pipeline import run
 
 TINY = ["data=mnist_sample", "dense.epochs=1", "prune.rounds=2", "prune.epochs_per_round=1", "quantize.epochs=1",
-        "logger=none", "trainer.enable_progress_bar=false"]
+        "logger=none", "trainer.enable_progress_bar=false", "prune.remove_dead_neurons=true"]
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,45 @@ def test_compressed_file_decodes_to_the_reported_error(lenet300_row, tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"top1_err {row['metrics']['compressed/top1_err']:.2f}" in out.stdout
+
+
+def test_dead_neuron_export_in_the_row(lenet300_row):
+    import os
+
+    import torch
+
+    row, _, _ = lenet300_row
+    path = row["artifacts"]["neurons_removed_model"]
+    assert os.path.isfile(path)
+    small = torch.load(path, weights_only=False)
+    removed = [l["units_removed"] for l in row["layers"]]
+    assert removed[2] == 0  # the outputs are never removed
+    assert small.ip1.out_features == 300 - removed[0] and small.ip2.in_features == 300 - removed[0]
+    assert small.ip2.out_features == 100 - removed[1] and small.ip3.out_features == 10
+
+
+def test_dropout_rescaled_by_sqrt_of_density():
+    """LWC Eq. 2: D_r = D_o * sqrt(C_ir / C_io); fc7 of AlexNet at 9% density: 0.5 * 0.3 = 0.15."""
+    from types import SimpleNamespace
+
+    from compression.prune import magnitude_prune
+    from experiments.models import AlexNet, prunable_layers
+    from experiments.pipeline import _rescale_dropout
+
+    model = AlexNet(num_classes=10)
+    layers = prunable_layers(model)
+    fc7 = dict((n, m) for n, m, _ in layers)["fc7"]
+    magnitude_prune(fc7, "weight", density=0.09)
+    run = SimpleNamespace(model=model, layers=layers)
+    _rescale_dropout(run, {"net.classifier.0": 0.5, "net.classifier.3": 0.5})
+    assert model.net.classifier[3].p == pytest.approx(0.5 * 0.09 ** 0.5, rel=1e-3)  # feeds fc7
+    assert model.net.classifier[0].p == pytest.approx(0.5)  # feeds fc6, unpruned
+
+
+def test_l1_and_alternate_freezing_options(tmp_path):
+    row = run(compose_cfg(["+experiment=lenet5", "data=mnist_sample", "dense.epochs=1", "prune.rounds=1",
+                           "prune.epochs_per_round=1", "prune.regularization=l1", "prune.l1=1e-4", "prune.alternate=true",
+                           "quantize=none", "encode=none", "write_row=false", "logger=none",
+                           "trainer.enable_progress_bar=false"], tmp_path))
+    assert "pruned/top1_err" in row["metrics"]
+    assert row["rounds"][0]["top1_err_retrained"] <= 100
