@@ -72,7 +72,20 @@ class EpochSampler(torch.utils.data.Sampler):
         return self.n
 
 
-class InMemoryDataModule(pl.LightningDataModule):
+class SplitLoaders:
+    """train/val/test loaders from ``self._loader(dataset, batch_size, shuffle)``."""
+
+    def train_dataloader(self):
+        return self._loader(self.train_set, self.batch_size, True)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, self.eval_batch_size, False)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set, self.eval_batch_size, False)
+
+
+class InMemoryDataModule(SplitLoaders, pl.LightningDataModule):
     """Base: subclasses implement ``load()`` -> (x_train, y_train, x_test, y_test) uint8/int arrays."""
 
     name = "in_memory"
@@ -122,15 +135,6 @@ class InMemoryDataModule(pl.LightningDataModule):
         sampler = EpochSampler(len(ds), self.seed) if shuffle else None
         return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=_batch_collate,
                           num_workers=self.num_workers)
-
-    def train_dataloader(self):
-        return self._loader(self.train_set, self.batch_size, True)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set, self.eval_batch_size, False)
-
-    def test_dataloader(self):
-        return self._loader(self.test_set, self.eval_batch_size, False)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -266,7 +270,7 @@ class FakeImageNetDataModule(InMemoryDataModule):
         return x_tr, g.integers(0, self.num_classes, n), x_te, g.integers(0, self.num_classes, self.test_size)
 
 
-class ImageNetDataModule(pl.LightningDataModule):
+class ImageNetDataModule(SplitLoaders, pl.LightningDataModule):
     """ImageNet (ILSVRC-2012) as torchvision ImageFolders over ``<root>/train`` and ``<root>/val``.
 
     ``val`` (the 50,000 official validation images, one folder per class) is our test split;
@@ -328,12 +332,3 @@ class ImageNetDataModule(pl.LightningDataModule):
     def _loader(self, ds, bs, shuffle):
         return DataLoader(ds, batch_size=bs, shuffle=shuffle, num_workers=self.num_workers,
                           pin_memory=torch.cuda.is_available(), persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self):
-        return self._loader(self.train_set, self.batch_size, True)
-
-    def val_dataloader(self):
-        return self._loader(self.val_set, self.eval_batch_size, False)
-
-    def test_dataloader(self):
-        return self._loader(self.test_set, self.eval_batch_size, False)

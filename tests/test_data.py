@@ -68,3 +68,30 @@ def test_fashion_mnist_from_debian_package(tmp_path):
     d.setup()
     assert (len(d.train_set), len(d.val_set), len(d.test_set)) == (55000, 5000, 10000)
     assert sorted(torch.unique(d.test_set.y).tolist()) == list(range(10))
+
+
+def test_imagenet_folder_errors_name_the_problem(tmp_path):
+    from experiments.data import ImageNetDataModule
+
+    with pytest.raises(UserError, match="train is missing"):
+        ImageNetDataModule(root=str(tmp_path)).check()
+    (tmp_path / "train").mkdir()
+    (tmp_path / "val").mkdir()
+    with pytest.raises(UserError, match="no class sub-folders"):
+        ImageNetDataModule(root=str(tmp_path)).check()
+    for c in ("n01", "n02"):
+        (tmp_path / "train" / c).mkdir()
+    (tmp_path / "val" / "n01").mkdir()
+    with pytest.raises(UserError, match="differ"):
+        ImageNetDataModule(root=str(tmp_path)).check()
+    (tmp_path / "val" / "n02").mkdir()
+    with pytest.raises(UserError, match="ImageNet has 1000"):
+        ImageNetDataModule(root=str(tmp_path)).check()
+
+
+def test_fake_imagenet_shapes():
+    from experiments.data import FakeImageNetDataModule
+
+    d = FakeImageNetDataModule(train_samples=8, val_size=4, test_size=4, image_size=32)
+    d.setup()
+    assert d.train_set.x.shape == (8, 3, 32, 32) and len(d.test_set) == 4 and d.num_classes == 1000
