@@ -114,12 +114,17 @@ class Progress:
     def final_row(self) -> dict:
         return json.loads((self.dir / "row.json").read_text())
 
-    def any_row(self) -> dict | None:
-        """The row (complete or so far) of the run this folder holds, if any."""
-        if self.done("row"):
-            return self.final_row()
-        state = self.load_last()
-        return None if state is None else state["row"]
+    def started_config(self) -> dict | None:
+        """The config the run in this folder started with (written before its first epoch)."""
+        f = self.dir / "config.json"
+        return json.loads(f.read_text()) if f.is_file() else None
+
+    def start(self, config: dict) -> None:
+        if is_rank_zero():
+            atomic_write_bytes(self.dir / "config.json", json.dumps(config, default=str).encode())
+
+    def has_anything(self) -> bool:
+        return self.dir.exists() or (self.dir.parent / "ckpt").exists()
 
     def archive(self, run_id: str) -> Path:
         """Move this folder's state and checkpoints aside so a new run starts clean."""

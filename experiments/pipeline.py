@@ -90,17 +90,21 @@ class Run:
             log.info("resuming %s after unit %r", self.row["run_id"], self.progress.units[-1])
 
     def _start_fresh_if_config_changed(self) -> None:
-        """Same command but a changed config (an edited experiment file): never resume the old run."""
-        old_row = self.progress.any_row()
-        if old_row is None:
-            return
+        """Same command but a changed config (an edited experiment file): never resume the old run.
+
+        A folder whose start config is unknown (checkpoints but no config.json) is not resumed either.
+        """
         ignore = {"paths", "trainer", "logger", "run_id", "write_row"}
-        old_cfg = {k: v for k, v in old_row.get("config", {}).items() if k not in ignore}
         new_cfg = {k: v for k, v in self.row["config"].items() if k not in ignore}
-        if json.dumps(old_cfg, sort_keys=True, default=str) != json.dumps(new_cfg, sort_keys=True, default=str):
-            moved = self.progress.archive(old_row.get("run_id", "old"))
-            log.warning("the config differs from the run in %s: starting a new run (old state kept in %s)",
-                        self.out_dir, moved)
+        if self.progress.has_anything():
+            old = self.progress.started_config()
+            old_cfg = None if old is None else {k: v for k, v in old.items() if k not in ignore}
+            if json.dumps(old_cfg, sort_keys=True, default=str) != json.dumps(new_cfg, sort_keys=True, default=str):
+                moved = self.progress.archive(time.strftime("%Y%m%d-%H%M%S"))
+                log.warning("%s holds a run with another config: starting a new run (old one moved to %s)",
+                            self.out_dir, moved)
+        if self.progress.started_config() is None:
+            self.progress.start(self.row["config"])
 
     def _check_layer_keys(self) -> None:
         """Per-layer dicts may name only this model's layers (a typo must fail now, not after training)."""

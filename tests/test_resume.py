@@ -60,3 +60,19 @@ def test_sigkill_mid_stage_then_resume_gives_the_uninterrupted_row(tmp_path):
     again = _run(kill_dir)
     assert "compressed/top1_err" in again.stdout
     assert len(rows_in(kill_dir)) == 1
+
+
+def test_changed_config_in_the_same_folder_starts_a_new_run(tmp_path):
+    base = [PY, str(ROOT / "run.py"), "data=mnist_sample", "logger=none", "trainer.enable_progress_bar=false",
+            f"paths.results_dir={tmp_path / 'results'}", f"hydra.run.dir={tmp_path / 'out'}"]
+    first = subprocess.run(base + ["dense.epochs=1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    # an interrupted unit of an old config must not be resumed either
+    (tmp_path / "out" / "ckpt" / "dense").mkdir(parents=True)
+    (tmp_path / "out" / "ckpt" / "dense" / "last.ckpt").write_bytes(b"from another config")
+    second = subprocess.run(base + ["dense.epochs=2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    rows = [json.loads(p.read_text()) for p in rows_in(tmp_path)]
+    assert sorted(r["config"]["dense"]["epochs"] for r in rows) == [1, 2]
+    assert len({r["run_id"] for r in rows}) == 2
+    assert list((tmp_path / "out").glob("previous-*"))
