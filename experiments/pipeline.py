@@ -94,11 +94,10 @@ class Run:
 
         A folder whose start config is unknown (checkpoints but no config.json) is not resumed either.
         """
-        ignore = {"paths", "trainer", "logger", "run_id", "write_row"}
-        new_cfg = {k: v for k, v in self.row["config"].items() if k not in ignore}
+        new_cfg = _result_relevant(self.row["config"])
         if self.progress.has_anything():
             old = self.progress.started_config()
-            old_cfg = None if old is None else {k: v for k, v in old.items() if k not in ignore}
+            old_cfg = None if old is None else _result_relevant(old)
             if json.dumps(old_cfg, sort_keys=True, default=str) != json.dumps(new_cfg, sort_keys=True, default=str):
                 moved = self.progress.archive(time.strftime("%Y%m%d-%H%M%S"))
                 log.warning("%s holds a run with another config: starting a new run (old one moved to %s)",
@@ -190,6 +189,14 @@ class Run:
         e = {"name": name}
         self.row["layers"].append(e)
         return e
+
+
+def _result_relevant(config: dict) -> dict:
+    """The config minus what cannot change the results (where files go, logging, progress bars)."""
+    cfg = {k: v for k, v in config.items() if k not in ("paths", "logger", "run_id", "write_row")}
+    cfg["trainer"] = {k: v for k, v in cfg.get("trainer", {}).items()
+                      if k not in ("enable_progress_bar", "log_every_n_steps")}
+    return cfg
 
 
 # -- stages ----------------------------------------------------------------------------------
