@@ -259,9 +259,11 @@ def prune_stage(run: Run) -> None:
             if c.dropout_rescale:
                 _rescale_dropout(run, original_p)
             for kinds in phases:
+                name = f"prune_r{r + 1}"
                 if len(phases) > 1:
                     _set_trainable(run, kinds)
-                run.fit(f"prune_r{r + 1}", c.epochs_per_round, d.lr * c.lr_scale, wd, d.momentum, c.schedule, l1)
+                    name += "_" + "+".join(sorted(kinds))  # each phase has its own epoch checkpoints
+                run.fit(name, c.epochs_per_round, d.lr * c.lr_scale, wd, d.momentum, c.schedule, l1)
             _set_trainable(run, {"conv", "fc"})
         info["top1_err_retrained" if c.epochs_per_round > 0 else "top1_err_pruned"] = \
             round(run.evaluate()["top1_err"], 4)
