@@ -304,13 +304,7 @@ def _overall_density(run: Run) -> float:
 
 def quantize_stage(run: Run) -> None:
     c = run.cfg.quantize
-    pruned = run.cfg.prune.enabled
-    for i, (name, module, kind) in enumerate(run.layers):
-        mask = make_permanent(module) if pruned else None
-        bits = int(per_layer(c.bits, name, kind, "quantize.bits"))
-        apply_weight_sharing(module, bits, mask=mask, init=c.init, seed=run.cfg.seed + i)
-        e = run.layer_entry(name)
-        e.update(kind=kind, weights=int(module.weight.numel()), weight_bits_pq=bits)
+    storage_quantize_stage(run)  # the same per-layer k-means; then centroid fine-tuning
     run.record("quantized_init", run.evaluate())  # before centroid fine-tuning
     run.fit("quantize", c.epochs, c.lr, c.weight_decay, c.momentum, c.schedule)
     run.record("quantized", run.evaluate())
@@ -371,6 +365,7 @@ def _layer_report(run: Run) -> None:
 
 
 def storage_quantize_stage(run: Run) -> None:
+    """Per-layer k-means weight sharing (no fine-tuning): the whole stage in storage-only runs."""
     c = run.cfg.quantize
     for i, (name, module, kind) in enumerate(run.layers):
         mask = make_permanent(module) if run.cfg.prune.enabled else None
