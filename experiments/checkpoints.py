@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.utils import parametrize, prune
 
 from compression.prune import current_mask
+from compression.lowrank import LowRank
 from compression.quantize import SharedWeights
 from experiments.models import prunable_layers
 from experiments.results import atomic_write_bytes
@@ -32,11 +33,14 @@ def snapshot(model: nn.Module) -> dict:
     from experiments.pipeline import clean_state_dict
 
     snap = {"plain": {k: v.cpu() for k, v in clean_state_dict(model).items()}, "masks": {}, "shared": {},
-            "dropout_p": {p: model.get_submodule(p).p for p in model.dropout_inputs}}
+            "dropout_p": {p: model.get_submodule(p).p for p in model.dropout_inputs}, "lowrank": {}}
     for name, module, _ in prunable_layers(model):
         if parametrize.is_parametrized(module, "weight"):
             plist = module.parametrizations["weight"]
             p = plist[0]
+            if isinstance(p, LowRank):
+                snap["lowrank"][name] = {"U": p.U.detach().cpu().clone(), "V": p.V.detach().cpu().clone()}
+                continue
             snap["shared"][name] = {"codebook": plist.original.detach().cpu().clone(), "labels": p.labels.cpu(),
                                     "mask": p.mask.cpu() if p.sparse else None}
         elif prune.is_pruned(module) and hasattr(module, "weight_mask"):
@@ -52,6 +56,9 @@ def restore(model: nn.Module, snap: dict) -> None:
     layers = {n: m for n, m, _ in prunable_layers(model)}
     for name, mask in snap["masks"].items():
         prune.custom_from_mask(layers[name], "weight", mask)
+    for name, f in snap.get("lowrank", {}).items():
+        parametrize.register_parametrization(layers[name], "weight", LowRank(f["U"], f["V"]))
+        layers[name].parametrizations.weight.original.requires_grad_(False)
     for name, s in snap["shared"].items():
         module = layers[name]
         p = SharedWeights(s["codebook"], s["labels"], s["mask"])

@@ -134,7 +134,8 @@ def _check_bits(group: str, bits: Dict[str, int], lo: int, hi: int) -> None:
 @dataclass
 class QuantizeConf:
     enabled: bool = False
-    # bits per layer: a layer's own name first, then its kind (conv/fc), then '*'
+    # bits per layer: a layer's own name first, then its kind (conv/fc), then '*'.
+    # 0 leaves that layer unquantized (float weights; DC Fig. 7 "conv only" / "fc only" sweeps).
     bits: Dict[str, int] = field(default_factory=lambda: {"conv": 8, "fc": 5})
     init: str = "linear"               # linear | random | density
     epochs: int = 0                    # centroid fine-tuning epochs
@@ -144,7 +145,7 @@ class QuantizeConf:
     schedule: str = "cosine"
 
     def __post_init__(self):
-        _check_bits("quantize.bits", self.bits, 1, 16)
+        _check_bits("quantize.bits", self.bits, 0, 16)
         _check(self.init in ("linear", "random", "density"), "quantize.init", self.init,
                "must be linear, random or density")
         _check(self.epochs >= 0, "quantize.epochs", self.epochs, "must be >= 0")
@@ -161,6 +162,20 @@ class EncodeConf:
 
     def __post_init__(self):
         _check_bits("encode.index_bits", self.index_bits, 1, 16)
+
+
+@dataclass
+class LowrankConf:
+    """Truncated-SVD baseline (DC Fig. 6): fc weights as U @ V keeping ``keep`` of their storage."""
+    enabled: bool = False
+    keep: float = 0.1                  # fraction of each fc layer's storage the factors may use
+    epochs: int = 0                    # fine-tuning epochs for U and V
+    lr_scale: float = 0.1              # fine-tuning LR = dense.lr * lr_scale
+
+    def __post_init__(self):
+        _check(0 < self.keep <= 1, "lowrank.keep", self.keep, "must be in (0, 1]")
+        _check(self.epochs >= 0, "lowrank.epochs", self.epochs, "must be >= 0")
+        _check(self.lr_scale > 0, "lowrank.lr_scale", self.lr_scale, "must be > 0")
 
 
 @dataclass
@@ -204,6 +219,7 @@ class RunConf:
     prune: PruneConf = field(default_factory=PruneConf)
     quantize: QuantizeConf = field(default_factory=QuantizeConf)
     encode: EncodeConf = field(default_factory=EncodeConf)
+    lowrank: LowrankConf = field(default_factory=LowrankConf)
     sensitivity: SensitivityConf = field(default_factory=SensitivityConf)
     experiment: str = "default"
     seed: int = 0
@@ -211,6 +227,7 @@ class RunConf:
     write_row: bool = True
     storage_only: bool = False         # prune + quantize + encode the weights as they are: no data, no training
     tags: List[str] = field(default_factory=list)
+    sweep: Optional[str] = None        # set by conf/sweep/<name>.yaml: rows go to results/sweeps/<experiment>/<sweep>/
 
     def __post_init__(self):
         _check(self.seed >= 0, "seed", self.seed, "must be >= 0")

@@ -49,10 +49,28 @@ def raw_tensors(model: torch.nn.Module, encoded_keys: set[str]) -> dict[str, tor
     return {k: v.cpu() for k, v in clean_state_dict(model).items() if k not in encoded_keys}
 
 
-def encode_model(model: torch.nn.Module, path: Path, index_bits: dict, meta: dict, optimize: bool = False) -> dict:
+def encode_model(model: torch.nn.Module, path: Path, index_bits: dict, meta: dict, optimize: bool = False,
+                 symbol_counts: dict | None = None) -> dict:
+    """Write the compressed file; if ``symbol_counts`` is a dict, fill it per layer name with how
+    often each quantized-weight symbol and each index-gap symbol occurs in the stored streams."""
     layers = layer_inputs(model, index_bits, optimize)
     raw = raw_tensors(model, {l.key for l in layers})
+    if symbol_counts is not None:
+        symbol_counts.update({l.name: stream_symbol_counts(l) for l in layers})
     return write_compressed(path, layers, raw, meta)
+
+
+def stream_symbol_counts(layer: LayerInput) -> dict:
+    """The symbol histograms the Huffman coder sees (DC Fig. 5): weight indices and relative-index gaps."""
+    from compression.sparse_format import encode_relative
+
+    labels = np.asarray(layer.labels).ravel()
+    k = 1 << int(layer.weight_bits)
+    if layer.sparse:
+        symbols, gaps = encode_relative(labels, int(layer.index_bits))
+        return {"weight_symbol_counts": np.bincount(symbols, minlength=k).tolist(),
+                "gap_symbol_counts": np.bincount(gaps, minlength=1 << int(layer.index_bits)).tolist()}
+    return {"weight_symbol_counts": np.bincount(labels, minlength=k).tolist()}
 
 
 def encode_stage(run) -> None:
@@ -63,7 +81,8 @@ def encode_stage(run) -> None:
         path = path.with_suffix(f".rank{os.environ.get('LOCAL_RANK', 'x')}.dcz")
     _check_ranks_agree(run)
     meta = {"model": cfg.model.name, **run.shape, "run_id": run.row["run_id"]}
-    report = encode_model(run.model, path, dict(cfg.encode.index_bits), meta, cfg.encode.optimize_index_bits)
+    counts: dict = {}
+    report = encode_model(run.model, path, dict(cfg.encode.index_bits), meta, cfg.encode.optimize_index_bits, counts)
     try:
         decoded = decode_to_model(path)
         if run.storage_only:
@@ -78,6 +97,7 @@ def encode_stage(run) -> None:
     for lr in report["layers"]:
         e = run.layer_entry(lr["name"])
         e.update({k: _round(lr[k]) for k in LAYER_KEYS if k in lr})
+        e.update(counts.get(lr["name"], {}))
     run.row["size"] = {k: int(report[k]) for k in ("dense_bytes", "pq_bytes", "pqh_bytes", "file_bytes")}
     run.row.setdefault("ratio", {}).update({k: round(float(v), 4) for k, v in report["ratio"].items() if k != "p"})
     run.row["artifacts"]["compressed_file"] = str(path)

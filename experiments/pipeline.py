@@ -31,7 +31,7 @@ from experiments.classifier import LitClassifier
 from experiments.config import per_layer, validate
 from experiments.errors import UserError
 from experiments.models import build_model, param_counts, prunable_layers
-from experiments.results import git_info, new_run_id, write_row
+from experiments.results import git_info, new_run_id, row_dir, write_row
 
 from experiments.encode import encode_stage  # noqa: E402  (not lazily: a long run must not pick up edited code at its end)
 
@@ -67,12 +67,13 @@ class Run:
         self.names = [n for n, _, _ in self.layers]
         self._check_layer_keys()
         self.row = {
-            "schema": 1, "experiment": cfg.experiment, "run_id": cfg.run_id or new_run_id(),
+            "schema": 1, "experiment": cfg.experiment, "sweep": cfg.sweep, "run_id": cfg.run_id or new_run_id(),
             "model": cfg.model.name, "dataset": "none" if self.storage_only else self.dm.name, "seed": cfg.seed,
             **git_info(cfg.paths.root_dir), "storage_only": self.storage_only,
             "weights_source": "checkpoint" if cfg.model.checkpoint else
                               ("pretrained" if cfg.model.pretrained else
                                ("initialized" if self.storage_only else "trained")),
+            **({"checkpoint_sha256": _sha256(cfg.model.checkpoint)} if cfg.model.checkpoint else {}),
             "config": OmegaConf.to_container(cfg, resolve=True),
             "metrics": {}, "params": param_counts(self.model), "layers": [],
             "time_s": {}, "artifacts": {},
@@ -207,6 +208,7 @@ def dense_stage(run: Run) -> None:
         torch.save(run.model.state_dict(), run.out_dir / "dense.pt")  # reusable: model.checkpoint=..., sensitivity
     run.row["artifacts"]["dense_checkpoint"] = str(run.out_dir / "dense.pt")
     run.record("dense", run.evaluate())
+    run.row.setdefault("histograms", {})["dense"] = _weight_histograms(run, nonzero_only=False)
     for name, module, kind in run.layers:
         e = run.layer_entry(name)
         e.update(kind=kind, weights=int(module.weight.numel()), density=1.0)
@@ -272,6 +274,10 @@ def prune_stage(run: Run) -> None:
         run.progress.save(f"prune_r{r + 1}", run.row, run.model)
     run.record("pruned", run.evaluate())
     _layer_report(run)
+    run.row.setdefault("histograms", {})["pruned"] = _weight_histograms(run, nonzero_only=True)
+    if is_rank_zero():  # the retrained sparse weights: start of the bits / init / trade-off sweeps
+        torch.save(clean_state_dict(run.model), run.out_dir / "pruned.pt")
+    run.row["artifacts"]["pruned_checkpoint"] = str(run.out_dir / "pruned.pt")
     if c.remove_dead_neurons:
         _export_without_dead_neurons(run)
 
@@ -306,8 +312,45 @@ def quantize_stage(run: Run) -> None:
     c = run.cfg.quantize
     storage_quantize_stage(run)  # the same per-layer k-means; then centroid fine-tuning
     run.record("quantized_init", run.evaluate())  # before centroid fine-tuning
+    _record_codebooks(run, "codebook_init")
     run.fit("quantize", c.epochs, c.lr, c.weight_decay, c.momentum, c.schedule)
     run.record("quantized", run.evaluate())
+    _record_codebooks(run, "codebook")
+
+
+def _record_codebooks(run: Run, key: str) -> None:
+    """Each weight-shared layer's centroids in the row (DC Fig. 4: codebook over the weight histogram)."""
+    for name, module, _ in run.layers:
+        if parametrize.is_parametrized(module, "weight"):
+            codebook, _, _ = codebook_and_labels(module)
+            run.layer_entry(name)[key] = [round(float(v), 7) for v in codebook]
+
+
+HIST_BINS = 81
+
+
+def _weight_histograms(run: Run, nonzero_only: bool) -> dict:
+    """Per-layer weight histogram, symmetric bins over +-max|w| (LWC Fig. 7); pruned: survivors only."""
+    out = {}
+    for name, module, _ in run.layers:
+        w = module.weight.detach()
+        if hasattr(module, "weight_mask"):  # torch prune: weight is refreshed only in forward
+            w = module.weight_orig.detach() * module.weight_mask
+        w = w.flatten().double()
+        if nonzero_only:
+            w = w[w != 0]
+        top = float(w.abs().max()) if w.numel() else 1.0
+        counts = torch.histc(w, bins=HIST_BINS, min=-top, max=top) if w.numel() else torch.zeros(HIST_BINS)
+        edges = torch.linspace(-top, top, HIST_BINS + 1)
+        out[name] = {"edges": [round(float(e), 7) for e in edges], "counts": [int(c) for c in counts]}
+    return out
+
+
+def _sha256(path: str) -> str | None:
+    import hashlib
+
+    p = Path(path)
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
 
 
 def clean_model_of(model: nn.Module) -> nn.Module:
@@ -362,19 +405,65 @@ def _layer_report(run: Run) -> None:
     total = sum(e["weights"] for e in run.row["layers"])
     remaining = sum(e["nonzeros"] for e in run.row["layers"])
     run.row.setdefault("ratio", {})["p"] = round(total / max(remaining, 1), 4)
+    if not run.storage_only:
+        run.row["ratio"]["p_sparse"] = _pruned_storage_ratio(run)
+
+
+def _pruned_storage_ratio(run: Run) -> float:
+    """Pruning alone, stored (DC Fig. 6 "pruning only"): 32-bit values + relative index gaps
+    (encode.index_bits, fillers counted) per layer, other tensors as fp32; dense model / that."""
+    from compression.sparse_format import encode_relative
+
+    bits = 0
+    for name, module, kind in run.layers:
+        ib = int(per_layer(run.cfg.encode.index_bits, name, kind, "encode.index_bits"))
+        nonzero = (current_mask(module).flatten() != 0).to(torch.uint8).numpy()
+        symbols, _ = encode_relative(nonzero, ib)
+        bits += int(symbols.size) * (32 + ib)
+    weights = sum(int(m.weight.numel()) for _, m, _ in run.layers)
+    keys = {f"{p}.weight" for p in run.model.layer_paths.values()}
+    raw = sum(v.numel() for k, v in clean_state_dict(run.model).items() if k not in keys)
+    return round(4 * (weights + raw) / (math.ceil(bits / 8) + 4 * raw), 4)
+
+
+def lowrank_stage(run: Run) -> None:
+    """SVD baseline (DC Fig. 6): every fc weight -> U @ V at lowrank.keep of its storage, then fine-tune."""
+    from compression.lowrank import apply_low_rank
+
+    c, d = run.cfg.lowrank, run.cfg.dense
+    stored = other = 0
+    for name, module, kind in run.layers:
+        if kind != "fc":
+            other += module.weight.numel()
+            continue
+        r = apply_low_rank(module, c.keep)
+        m, n = module.weight.shape
+        stored += r * (m + n)
+        run.layer_entry(name).update(kind=kind, weights=int(m * n), rank=r, lowrank_numbers=int(r * (m + n)))
+    run.record("lowrank_init", run.evaluate())
+    run.fit("lowrank", c.epochs, d.lr * c.lr_scale, d.weight_decay, d.momentum, d.schedule)
+    run.record("lowrank", run.evaluate())
+    keys = {f"{p}.weight" for p in run.model.layer_paths.values()}
+    raw = sum(v.numel() for k, v in clean_state_dict(run.model).items() if k not in keys)
+    weights = sum(int(m.weight.numel()) for _, m, _ in run.layers)
+    run.row.setdefault("ratio", {})["svd"] = round((weights + raw) / (stored + other + raw), 4)
 
 
 def storage_quantize_stage(run: Run) -> None:
     """Per-layer k-means weight sharing (no fine-tuning): the whole stage in storage-only runs."""
     c = run.cfg.quantize
     for i, (name, module, kind) in enumerate(run.layers):
-        mask = make_permanent(module) if run.cfg.prune.enabled else None
         bits = int(per_layer(c.bits, name, kind, "quantize.bits"))
+        if bits == 0:  # this layer stays float (and keeps its pruning mask, if any)
+            run.layer_entry(name).update(kind=kind, weights=int(module.weight.numel()), weight_bits_pq=32)
+            continue
+        mask = make_permanent(module) if run.cfg.prune.enabled else None
         apply_weight_sharing(module, bits, mask=mask, init=c.init, seed=run.cfg.seed + i)
         run.layer_entry(name).update(kind=kind, weights=int(module.weight.numel()), weight_bits_pq=bits)
 
 
-STAGES = [("dense", dense_stage, None), ("prune", prune_stage, "prune"), ("quantize", quantize_stage, "quantize")]
+STAGES = [("dense", dense_stage, None), ("lowrank", lowrank_stage, "lowrank"), ("prune", prune_stage, "prune"),
+          ("quantize", quantize_stage, "quantize")]
 STORAGE_STAGES = [("prune", storage_prune_stage, "prune"), ("quantize", storage_quantize_stage, "quantize")]
 
 
@@ -382,8 +471,7 @@ def run(cfg: DictConfig) -> dict:
     """Run every enabled stage and write the results row. Returns the row."""
     t0 = time.time()
     r = Run(cfg)
-    if r.storage_only and not cfg.encode.enabled:
-        raise UserError("storage_only=true measures storage: it needs encode=huffman (and usually prune/quantize)")
+    _check_stage_combination(r)
     if r.progress.done("row"):
         log.info("run %s is complete (row written); nothing to do", r.row["run_id"])
         return r.progress.final_row()
@@ -405,11 +493,27 @@ def run(cfg: DictConfig) -> dict:
     return r.row
 
 
+def _check_stage_combination(r: Run) -> None:
+    """Combinations that cannot work fail before any training."""
+    cfg = r.cfg
+    if r.storage_only and not cfg.encode.enabled:
+        raise UserError("storage_only=true measures storage: it needs encode=huffman (and usually prune/quantize)")
+    if cfg.lowrank.enabled and (cfg.prune.enabled or cfg.quantize.enabled or cfg.encode.enabled or r.storage_only):
+        raise UserError("lowrank=svd is the SVD baseline on its own: use it with prune=none quantize=none encode=none")
+    if cfg.encode.enabled:
+        if not cfg.quantize.enabled:
+            raise UserError("encode=huffman stores weight-shared layers: it needs quantize=kmeans")
+        floats = [n for n, _, k in r.layers if int(per_layer(cfg.quantize.bits, n, k, "quantize.bits")) == 0]
+        if floats:
+            raise UserError(f"quantize.bits is 0 (unquantized) for {floats}, which encode=huffman cannot store; "
+                            f"give them bits or use encode=none")
+
+
 def publish(r: Run, cfg: DictConfig) -> None:
     """Move the compressed file next to the row, then write the row (both renames, in that order)."""
     staged = r.row["artifacts"].get("compressed_file")
     if staged:
-        final = Path(cfg.paths.results_dir) / "runs" / cfg.experiment / Path(staged).name
+        final = row_dir(cfg.paths.results_dir, cfg.experiment, cfg.sweep) / Path(staged).name
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, final)
         r.row["artifacts"]["compressed_file"] = str(final)

@@ -42,8 +42,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 
+def row_dir(results_dir: str | Path, experiment: str, sweep: str | None = None) -> Path:
+    """results/runs/<experiment>/ for experiment runs, results/sweeps/<experiment>/<sweep>/ for sweep jobs."""
+    if sweep:
+        return Path(results_dir) / "sweeps" / experiment / sweep
+    return Path(results_dir) / "runs" / experiment
+
+
 def write_row(results_dir: str | Path, row: dict) -> Path:
-    path = Path(results_dir) / "runs" / row["experiment"] / f"{row['run_id']}.json"
+    path = row_dir(results_dir, row["experiment"], row.get("sweep")) / f"{row['run_id']}.json"
     atomic_write_bytes(path, (json.dumps(row, indent=1, sort_keys=False, default=_jsonable) + "\n").encode())
     return path
 
