@@ -102,6 +102,7 @@ class PruneConf:
     method: str = "density"            # density | quality
     density: Dict[str, float] = field(default_factory=lambda: {"*": 1.0})
     quality: Dict[str, float] = field(default_factory=lambda: {"*": 0.0})
+    uniform_density: Optional[float] = None  # set: every layer to this density (replaces the dict; sweeps)
     rounds: int = 1
     epochs_per_round: int = 0
     lr_scale: float = 0.1              # retraining LR = dense.lr * lr_scale (LWC: 1/10 for LeNet)
@@ -118,6 +119,8 @@ class PruneConf:
             _check(0 < v <= 1, f"prune.density.{k}", v, "a density must be in (0, 1]")
         for k, v in self.quality.items():
             _check(v >= 0, f"prune.quality.{k}", v, "a quality must be >= 0")
+        if self.uniform_density is not None:
+            _check(0 < self.uniform_density <= 1, "prune.uniform_density", self.uniform_density, "must be in (0, 1]")
         _check(self.rounds >= 1, "prune.rounds", self.rounds, "must be >= 1")
         _check(self.epochs_per_round >= 0, "prune.epochs_per_round", self.epochs_per_round, "must be >= 0")
         _check(self.lr_scale > 0, "prune.lr_scale", self.lr_scale, "must be > 0")

@@ -47,6 +47,11 @@ class Run:
     def __init__(self, cfg: DictConfig):
         self.cfg = cfg
         self.conf = validate(cfg)
+        ck = cfg.model.checkpoint
+        if cfg.sweep and ck and not Path(ck).is_file():
+            raise UserError(f"sweep {cfg.sweep!r} starts from model.checkpoint={ck}, which does not exist: run "
+                            f"`python run.py +experiment={cfg.experiment}` first (it saves dense.pt and pruned.pt "
+                            f"in outputs/{cfg.experiment}/default/), or pass model.checkpoint=PATH")
         self.out_dir = Path(cfg.paths.output_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -233,11 +238,8 @@ def _set_trainable(run: Run, kinds: set[str]) -> None:
 def prune_stage(run: Run) -> None:
     c, d = run.cfg.prune, run.cfg.dense
     rounds = c.rounds
-    if c.method == "density":
-        targets = resolve_per_layer(dict(c.density), run.names)
-        plan = {n: schedule_densities(t, rounds) for n, t in targets.items()}
-    else:
-        qualities = resolve_per_layer(dict(c.quality), run.names)
+    targets = prune_targets(run)
+    plan = {n: schedule_densities(t, rounds) for n, t in targets.items()} if c.method == "density" else None
     original_p = {p: run.model.get_submodule(p).p for p in run.model.dropout_inputs}
     wd = d.weight_decay if c.regularization == "l2" else 0.0
     l1 = c.l1 if c.regularization == "l1" else 0.0
@@ -248,11 +250,7 @@ def prune_stage(run: Run) -> None:
     for r in range(rounds):
         if run.progress.done(f"prune_r{r + 1}"):
             continue
-        for name, module, _ in run.layers:
-            if c.method == "density":
-                magnitude_prune(module, "weight", density=plan[name][r])
-            else:
-                magnitude_prune(module, "weight", quality=qualities[name])
+        prune_layers(run, {n: p[r] for n, p in plan.items()} if plan else targets)
         info = {"round": r + 1,
                 "density": _overall_density(run),
                 "layer_density": {n: round(float(current_mask(m).float().mean()), 6) for n, m, _ in run.layers}}
@@ -382,17 +380,25 @@ def clean_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def storage_prune_stage(run: Run) -> None:
     """Storage-only: prune once, straight to the configured densities (no data, no retraining)."""
+    prune_layers(run, prune_targets(run))
+    _layer_report(run)
+
+
+def prune_targets(run: Run) -> dict[str, float]:
+    """Each layer's final density (prune.method=density) or quality (method=quality) from the config."""
     c = run.cfg.prune
     if c.method == "density":
-        targets = resolve_per_layer(dict(c.density), run.names)
-    else:
-        qualities = resolve_per_layer(dict(c.quality), run.names)
-    for name, module, kind in run.layers:
-        if c.method == "density":
-            magnitude_prune(module, "weight", density=targets[name])
-        else:
-            magnitude_prune(module, "weight", quality=qualities[name])
-    _layer_report(run)
+        if c.uniform_density is not None:
+            return {n: float(c.uniform_density) for n in run.names}
+        return resolve_per_layer(dict(c.density), run.names)
+    return resolve_per_layer(dict(c.quality), run.names)
+
+
+def prune_layers(run: Run, values: dict[str, float]) -> None:
+    """Magnitude-prune every layer to ``values[name]`` (a density or a quality, per prune.method)."""
+    key = "density" if run.cfg.prune.method == "density" else "quality"
+    for name, module, _ in run.layers:
+        magnitude_prune(module, "weight", **{key: values[name]})
 
 
 def _layer_report(run: Run) -> None:
