@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: run test test-slow venv
+.PHONY: run test test-slow venv sweeps figures
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -20,3 +20,17 @@ test: venv
 
 test-slow: venv
 	$(PY) -m pytest -q -m slow tests
+
+# The paper's curves on Fashion-MNIST (hours on 2 cores): the two experiment runs, then every
+# sweep in conf/sweep/ (finished jobs are skipped), then the figures.
+sweeps: venv
+	$(PY) run.py +experiment=lenet300 trainer.enable_progress_bar=false
+	$(PY) run.py +experiment=lenet5 trainer.enable_progress_bar=false
+	for s in prune prune_iterative tradeoff_prune tradeoff_quantize tradeoff_pq tradeoff_svd; do \
+	  $(PY) run.py -m +experiment=lenet300 +sweep=$$s trainer.enable_progress_bar=false || exit 1; done
+	for s in bits init; do \
+	  $(PY) run.py -m +experiment=lenet5 +sweep=$$s trainer.enable_progress_bar=false || exit 1; done
+	$(PY) -m experiments.figures
+
+figures: venv
+	$(PY) -m experiments.figures

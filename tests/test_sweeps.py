@@ -3,6 +3,8 @@ results/sweeps/<experiment>/<sweep>/, and a re-launch skips the finished jobs.""
 import json
 import subprocess
 
+import pytest
+
 from conftest import PY, ROOT, run_cli
 
 
@@ -61,3 +63,25 @@ def test_unquantized_kind_and_encode_is_refused(tmp_path):
     p = run_cli(["+experiment=lenet5", "data=mnist_sample", "trainer=smoke", "quantize.bits.fc=0"], tmp_path)
     assert p.returncode == 2 and "quantize.bits is 0" in p.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_slurm_launcher_config_composes(tmp_path):
+    from conftest import compose_cfg
+    from hydra.core.hydra_config import HydraConfig
+
+    compose_cfg(["hydra/launcher=slurm_gpu", "+experiment=alexnet", "trainer=ddp"], tmp_path)
+    launcher = HydraConfig.get().launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.gpus_per_node == launcher.tasks_per_node == 8  # one DDP rank per GPU
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_two_jobs(tmp_path):
+    """The submitit launcher end to end without a cluster: its local executor, two smoke jobs."""
+    cmd = [PY, str(ROOT / "run.py"), "-m", "hydra/launcher=submitit_local", "+experiment=lenet300", "data=mnist_sample",
+           "trainer=smoke", "logger=none", "seed=0,1", f"paths.results_dir={tmp_path / 'results'}",
+           f"hydra.sweep.dir={tmp_path / 'multirun'}"]
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert p.returncode == 0, p.stderr[-3000:]
+    rows = [json.loads(q.read_text()) for q in (tmp_path / "results" / "runs" / "lenet300").glob("*.json")]
+    assert sorted(r["seed"] for r in rows) == [0, 1]
