@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA = 1
+NOT_READ_BY_RUNS = [f":(exclude){p}" for p in ("results", "docs", "tests", "notebooks", "*.md", "Makefile", ".ci")]
 
 
 def new_run_id() -> str:
@@ -18,15 +19,17 @@ def new_run_id() -> str:
 
 
 def git_info(root: str | Path) -> dict[str, Any]:
-    """HEAD commit and whether tracked files had uncommitted changes (results/ itself excluded).
+    """HEAD commit and whether tracked files that can change a result had uncommitted changes.
 
-    Untracked files are not counted: committed code cannot import them on a fresh clone.
+    Counted: code and configs. Not counted: results/, docs/, tests/, notebooks/, Markdown files,
+    the Makefile and CI scripts (none of them is read by a run), and untracked files (committed
+    code cannot import them on a fresh clone).
     """
     def git(*args):
         return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=30)
     try:
         head = git("rev-parse", "HEAD")
-        status = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+        status = git("status", "--porcelain", "--untracked-files=no", "--", ".", *NOT_READ_BY_RUNS)
     except (OSError, subprocess.TimeoutExpired):
         return {"git_commit": None, "git_dirty": None}
     if head.returncode != 0:
