@@ -793,9 +793,10 @@ def fig_prune(rows: list[dict], experiment: str, note: Note = print):
                 ls="--" if "without" in c else "-", label=c)
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xlabel("parameters pruned away (% of weights; 1 − Σ non-zeros / Σ weights)")
-    ax.set_ylabel("top-1 accuracy loss (points; pruned − dense error)")
+    ax.set_ylabel("top-1 accuracy loss (points; pruned − dense error)\nsymmetric log scale above 1 point")
+    ax.set_yscale("symlog", linthresh=1.0)  # no-retraining losses reach tens of points; retraining stays < 1
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7.5)
+    ax.legend(fontsize=7.5, loc="upper left", bbox_to_anchor=(0.0, 0.8))
     ours = ("Curves from config.prune: epochs_per_round 0 = without retraining; rounds > 1 = iterative; "
             "regularization L1/L2. Error after the last pruning (and retraining) stage, before quantization. "
             "Up = worse." + _seed_note(pts))
