@@ -87,10 +87,10 @@ def test_table1_markdown(runs, tmp_path):
     out = tmp_path / "tables"
     tables.write_tables(runs, out)
     lines = _md_lines(out, "table1")
-    # LeNet-300-100: Δ top-1 = 10.30 - 1.64 = +8.66 -> 10.52 - 1.58 = +8.94 pts; no paper top-5.
+    # LeNet-300-100: change 10.52 - 10.30 = +0.22 ours, 1.58 - 1.64 = -0.06 paper; top-5 0.41 - 0.40 = +0.01, no paper.
     # size 1,066,440 B = 1066 KB -> 27,300 B = 27.3 KB (1 KB = 1000 B); rate 41.0169 - 40 = +1.0x
-    assert ("| LeNet-300-100 | Fashion-MNIST / MNIST | 10.30% → 10.52% | 1.64% → 1.58% | +8.66 → +8.94 "
-            "| 0.40% → 0.41% | – | – | 1066 KB → 27.3 KB | 1070 KB → 27 KB | 41.0× | 40× | +1.0× |") in lines
+    assert ("| LeNet-300-100 | Fashion-MNIST / MNIST | 10.30% → 10.52% | 1.64% → 1.58% | +0.22 / -0.06 "
+            "| 0.40% → 0.41% | – | +0.01 / – | 1066 KB → 27.3 KB | 1070 KB → 27 KB | 41.0× | 40× | +1.0× |") in lines
     assert ("| LeNet-5 | not run / MNIST | not run | 0.80% → 0.74% | – | not run | – | – | not run "
             "| 1720 KB → 44 KB | not run | 39× | – |") in lines
     # storage-only: 244,403,360 B = 244 MB -> 9,000,000 B = 9.00 MB; 28.5 - 35 = -6.5x
@@ -150,7 +150,9 @@ def test_cli_writes_every_file_atomically(runs, tmp_path):
     assert "\\begin{tabular}" in tex and "10.30\\% $\\rightarrow$ 10.52\\%" in tex
     t1 = {r["network"]: r for r in csv.DictReader((out / "table1.csv").open())}
     assert t1["vgg16"]["status"] == "not run" and t1["vgg16"]["rate"] == ""
-    assert float(t1["lenet300"]["delta_top1_compressed"]) == pytest.approx(8.94)
+    assert float(t1["lenet300"]["delta_top1_compressed"]) == pytest.approx(8.94)  # 10.52 - 1.58
+    assert float(t1["lenet300"]["change_top1"]) == pytest.approx(0.22)
+    assert float(t1["lenet300"]["paper_change_top1"]) == pytest.approx(-0.06)
     assert tables.main(["--runs", str(tmp_path / "missing"), "--out", str(out)]) == 2
 
 
