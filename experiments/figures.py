@@ -374,14 +374,46 @@ def _aggregate(items: list[dict], keys: tuple[str, ...], vals: tuple[str, ...]) 
     return out
 
 
-def _dense_acc(rows: list[dict]):
+def dense_reference_err(rows: list[dict], experiment: str, dataset: str | None = None):
+    """Top-1 error of the dense model an experiment's sweeps start from.
+
+    A job started from ``pruned.pt`` (conf/start/pruned.yaml) evaluates the loaded, already pruned
+    weights in its dense stage, so its own ``dense/top1_err`` is not the dense reference. The
+    reference is the ``dense/top1_err`` of the jobs that load a checkpoint with pruning disabled
+    (they start from ``dense.pt``), or else that of the latest trained experiment row.
+    """
+    if dataset is not None:
+        rows = [r for r in rows if r.get("dataset") == dataset]
+    errs = [_metric(r, "dense") for r in rows
+            if r.get("experiment") == experiment and r.get("sweep") and _usable(r)
+            and r.get("weights_source") == "checkpoint" and not _cfg(r, "prune", "enabled")
+            and _metric(r, "dense") is not None]
+    if errs:
+        return float(np.median(errs))
+    run = _latest_run_with(rows, experiment, lambda r: _metric(r, "dense") is not None)
+    return None if run is None else _metric(run, "dense")
+
+
+def _reference(rows: list[dict], experiment: str, reference_rows: list[dict] | None):
+    """The dense reference from all rows of the sweep rows' dataset (``reference_rows``, else ``rows``)."""
+    ds = {r.get("dataset") for r in rows}
+    pool = rows if reference_rows is None else reference_rows
+    return dense_reference_err(pool, experiment, ds.pop() if len(ds) == 1 else None)
+
+
+def _dense_acc(rows: list[dict], experiment: str | None = None):
+    if experiment is not None:
+        ref = dense_reference_err(rows, experiment)
+        if ref is not None:
+            return _acc(ref)
     errs = [_metric(r, "dense") for r in rows if _metric(r, "dense") is not None]
     return _acc(float(np.mean(errs))) if errs else None
 
 
-def bits_points(rows: list[dict], experiment: str, note: Note = lambda s: None) -> list[dict]:
+def bits_points(rows: list[dict], experiment: str, note: Note = lambda s: None,
+                reference_rows: list[dict] | None = None) -> list[dict]:
     """DC Fig. 7 points: group, method, bits, acc_init / acc_final (top-1 %, before / after fine-tuning)."""
-    items = []
+    items, ref = [], _acc(_reference(rows, experiment, reference_rows))
     for r in sweep_rows(rows, experiment, "bits"):
         g = bits_group(r)
         if g is None:
@@ -396,14 +428,16 @@ def bits_points(rows: list[dict], experiment: str, note: Note = lambda s: None) 
         if a0 is None and a1 is None:
             continue
         items.append({"group": g, "method": pq_method(r), "bits": x, "acc_init": a0, "acc_final": a1,
-                      "dense_acc": _acc(_metric(r, "dense")), "pruned_acc": _acc(_metric(r, "pruned")),
+                      "dense_acc": ref if ref is not None else _acc(_metric(r, "dense")),
+                      "pruned_acc": _acc(_metric(r, "pruned")),
                       "seed": r.get("seed"), "run_id": r.get("run_id")})
     return _aggregate(items, ("group", "method", "bits"), ("acc_init", "acc_final", "dense_acc", "pruned_acc"))
 
 
-def init_points(rows: list[dict], experiment: str, note: Note = lambda s: None) -> list[dict]:
+def init_points(rows: list[dict], experiment: str, note: Note = lambda s: None,
+                reference_rows: list[dict] | None = None) -> list[dict]:
     """DC Fig. 8 points: init, bits, acc_init / acc_final."""
-    items = []
+    items, ref = [], _acc(_reference(rows, experiment, reference_rows))
     for r in sweep_rows(rows, experiment, "init"):
         init, b = _cfg(r, "quantize", "init"), uniform_bits(r)
         if init is None or b is None:
@@ -413,17 +447,19 @@ def init_points(rows: list[dict], experiment: str, note: Note = lambda s: None) 
         if a0 is None and a1 is None:
             continue
         items.append({"init": str(init), "bits": b, "acc_init": a0, "acc_final": a1,
-                      "dense_acc": _acc(_metric(r, "dense")), "seed": r.get("seed"), "run_id": r.get("run_id")})
+                      "dense_acc": ref if ref is not None else _acc(_metric(r, "dense")), "seed": r.get("seed"),
+                      "run_id": r.get("run_id")})
     return _aggregate(items, ("init", "bits"), ("acc_init", "acc_final", "dense_acc"))
 
 
-def tradeoff_points(rows: list[dict], experiment: str, note: Note = lambda s: None) -> list[dict]:
+def tradeoff_points(rows: list[dict], experiment: str, note: Note = lambda s: None,
+                    reference_rows: list[dict] | None = None) -> list[dict]:
     """DC Fig. 6 points: method, size_pct (100 / rate), loss (final − dense top-1 error, points)."""
-    items = []
+    items, ref = [], _reference(rows, experiment, reference_rows)
     for r in sweep_rows(rows, experiment, "tradeoff"):
         m = tradeoff_method(r)
         rate = tradeoff_rate(r, m) if m else None
-        fin, dense = final_top1_err(r), _metric(r, "dense")
+        fin, dense = final_top1_err(r), (ref if ref is not None else _metric(r, "dense"))
         if m is None or not rate or fin is None or dense is None:
             note(f"{experiment} tradeoff sweep: row {r.get('run_id')} lacks a method, its ratio or top-1 errors; "
                  "not plotted")
@@ -655,7 +691,7 @@ def fig_bits(rows: list[dict], experiment: str, note: Note = print):
         note(f"{experiment}_{stem}: skipped: no rows of sweep 'bits' (sweeps/{experiment}/bits/*.json)")
         return None
     srows = _one_dataset(srows, note, f"{experiment}_{stem}")
-    pts = bits_points(srows, experiment, note)
+    pts = bits_points(srows, experiment, note, reference_rows=rows)
     if not pts:
         note(f"{experiment}_{stem}: skipped: {len(srows)} rows of sweep 'bits' but none has "
              f"metrics 'quantized/top1_err' or 'quantized_init/top1_err' with a quantized layer kind")
@@ -663,7 +699,7 @@ def fig_bits(rows: list[dict], experiment: str, note: Note = print):
     has_conv = model_has_conv(srows[-1])
     groups = ["conv", "fc", "all"] if has_conv else ["fc"]
     fig, axes = _new_figure(len(groups), 1, 4.6, 3.8)
-    dense = _dense_acc(srows)
+    dense = _acc(_reference(srows, experiment, rows))
     for ax, g in zip(axes[0], groups):
         sel = [p for p in pts if p["group"] == g]
         title = BITS_GROUPS[g] if has_conv else "fc layers (= all layers: the model has no conv layers)"
@@ -704,7 +740,7 @@ def fig_init(rows: list[dict], experiment: str, note: Note = print):
         note(f"{experiment}_{stem}: skipped: no rows of sweep 'init' (sweeps/{experiment}/init/*.json)")
         return None
     srows = _one_dataset(srows, note, f"{experiment}_{stem}")
-    pts = init_points(srows, experiment, note)
+    pts = init_points(srows, experiment, note, reference_rows=rows)
     if not pts:
         note(f"{experiment}_{stem}: skipped: {len(srows)} rows of sweep 'init' but none has config.quantize.init, "
              f"equal conv/fc bits and metrics 'quantized/top1_err' or 'quantized_init/top1_err'")
@@ -721,7 +757,7 @@ def fig_init(rows: list[dict], experiment: str, note: Note = print):
             xy = [(p["bits"], p[key]) for p in sel if p[key] is not None]
             if xy:
                 ax.plot(*zip(*xy), ls=ls, color=color, alpha=alpha, marker=marker, ms=4, label=f"{init}, {stage}")
-    dense = _dense_acc(srows)
+    dense = _acc(_reference(srows, experiment, rows))
     if dense is not None:
         ax.axhline(dense, color="black", lw=1, label="dense baseline")
     ax.set_xlabel("bits per weight (conv and fc)")
@@ -742,7 +778,7 @@ def fig_tradeoff(rows: list[dict], experiment: str, note: Note = print):
         note(f"{experiment}_{stem}: skipped: no rows of sweep 'tradeoff' (sweeps/{experiment}/tradeoff/*.json)")
         return None
     srows = _one_dataset(srows, note, f"{experiment}_{stem}")
-    pts = tradeoff_points(srows, experiment, note)
+    pts = tradeoff_points(srows, experiment, note, reference_rows=rows)
     if not pts:
         note(f"{experiment}_{stem}: skipped: {len(srows)} rows of sweep 'tradeoff' but none has a method, its "
              f"ratio (ratio.svd / ratio.p_sparse / ratio.pqh) and metrics 'dense/top1_err' + a final top-1 error")

@@ -397,3 +397,25 @@ def test_figures_reject_nothing_silently():
     msgs = []
     assert F.fig_tradeoff([], "lenet5", note=msgs.append) is None and "tradeoff" in msgs[0]
     assert math.isclose(F.mean_code_length(HUFF_W, [1, 2, 3, 3]), 1.75)
+
+
+def test_dense_reference_ignores_jobs_started_from_pruned_weights():
+    # a job started from pruned.pt reports the loaded pruned weights (8.57) under dense/;
+    # jobs started from dense.pt (pruning disabled) report the dense model (7.91)
+    pruned_start = _row("lenet5", "init", metrics={"dense/top1_err": 8.57, "quantized/top1_err": 8.7},
+                        weights_source="checkpoint",
+                        config=_config(prune=True, rounds=1, epochs_per_round=0, bits={"conv": 4, "fc": 4}))
+    dense_start = _row("lenet5", "bits", metrics={"dense/top1_err": 7.91, "quantized/top1_err": 8.0},
+                       weights_source="checkpoint", config=_config(prune=False, bits={"conv": 4, "fc": 0}))
+    assert F.dense_reference_err([pruned_start, dense_start], "lenet5") == pytest.approx(7.91)
+    # no dense-start job: the latest trained experiment row
+    run = _row("lenet5", metrics={"dense/top1_err": 7.95}, weights_source="trained")
+    assert F.dense_reference_err([pruned_start, run], "lenet5") == pytest.approx(7.95)
+    # the init figure's points measure against that reference, not against 8.57
+    pts = F.init_points([pruned_start], "lenet5", reference_rows=[pruned_start, dense_start])
+    assert pts[0]["dense_acc"] == pytest.approx(100 - 7.91)
+    # trade-off loss of a pruned-start P+Q job: 8.7 - 7.91 = 0.79 points
+    pq = _row("lenet5", "tradeoff", metrics={"dense/top1_err": 8.57, "compressed/top1_err": 8.7},
+              weights_source="checkpoint", ratio={"pqh": 40.0}, config=_config(prune=True))
+    (pt,) = F.tradeoff_points([pq], "lenet5", reference_rows=[pq, dense_start])
+    assert pt["loss"] == pytest.approx(0.79)
