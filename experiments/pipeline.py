@@ -312,6 +312,11 @@ def quantize_stage(run: Run) -> None:
     run.record("quantized_init", run.evaluate())  # before centroid fine-tuning
     _record_codebooks(run, "codebook_init")
     run.fit("quantize", c.epochs, c.lr, c.weight_decay, c.momentum, c.schedule)
+    bad = [n for n, m, _ in run.layers if parametrize.is_parametrized(m, "weight")
+           and not bool(torch.isfinite(m.parametrizations.weight.original).all())]
+    if bad:  # DC Eq. 3 sums the gradients of every weight sharing a centroid: large steps can diverge
+        raise UserError(f"centroid fine-tuning diverged: non-finite centroids in {bad}; lower quantize.lr "
+                        f"(now {c.lr}) or set quantize.epochs=0")
     run.record("quantized", run.evaluate())
     _record_codebooks(run, "codebook")
 

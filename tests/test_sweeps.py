@@ -85,3 +85,11 @@ def test_submitit_local_launcher_runs_two_jobs(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     rows = [json.loads(q.read_text()) for q in (tmp_path / "results" / "runs" / "lenet300").glob("*.json")]
     assert sorted(r["seed"] for r in rows) == [0, 1]
+
+
+def test_diverged_centroid_fine_tuning_fails_clearly(tmp_path):
+    p = run_cli(["+experiment=lenet300", "data=mnist_sample", "trainer=smoke", "logger=none", "quantize.lr=1e30"],
+                tmp_path)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert "centroid fine-tuning diverged" in p.stderr and "quantize.lr" in p.stderr
+    assert not (tmp_path / "results").exists()
