@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import sys
 import textwrap
@@ -39,6 +38,7 @@ import numpy as np
 from experiments import paper_values as pv
 from experiments.results import atomic_write_bytes
 from experiments.tables import DATASET_NAMES, is_smoke
+from experiments.tables import load_rows as load_row_files
 
 Note = Callable[[str], None]
 
@@ -99,17 +99,10 @@ def load_rows(results_dir: str | Path) -> list[dict]:
         base = results_dir / top
         if not base.is_dir():
             continue
-        for p in sorted(base.rglob("*.json")):
-            if p.name.startswith("."):
+        for sub, row in load_row_files(base):
+            if is_smoke(row):
                 continue
-            try:
-                row = json.loads(p.read_text())
-            except (OSError, ValueError) as e:
-                print(f"figures: skipping unreadable row {p}: {e}", file=sys.stderr)
-                continue
-            if not isinstance(row, dict) or is_smoke(row):
-                continue
-            rel = p.relative_to(results_dir)
+            rel = Path(top) / sub
             parts = rel.parts
             if top == "sweeps" and len(parts) == 4:
                 row.setdefault("experiment", parts[1])
@@ -401,15 +394,6 @@ def _reference(rows: list[dict], experiment: str, reference_rows: list[dict] | N
     return dense_reference_err(pool, experiment, ds.pop() if len(ds) == 1 else None)
 
 
-def _dense_acc(rows: list[dict], experiment: str | None = None):
-    if experiment is not None:
-        ref = dense_reference_err(rows, experiment)
-        if ref is not None:
-            return _acc(ref)
-    errs = [_metric(r, "dense") for r in rows if _metric(r, "dense") is not None]
-    return _acc(float(np.mean(errs))) if errs else None
-
-
 def bits_points(rows: list[dict], experiment: str, note: Note = lambda s: None,
                 reference_rows: list[dict] | None = None) -> list[dict]:
     """DC Fig. 7 points: group, method, bits, acc_init / acc_final (top-1 %, before / after fine-tuning)."""
@@ -684,18 +668,28 @@ def _missing_run(note: Note, stem: str, rows: list[dict], experiment: str, keys:
 # ----------------------------------------------------------------------------------------------
 # Figures
 # ----------------------------------------------------------------------------------------------
-def fig_bits(rows: list[dict], experiment: str, note: Note = print):
-    """DC Fig. 7: top-1 accuracy vs bits per weight; panels conv / fc / all layers."""
-    stem, srows = "fig7_bits", sweep_rows(rows, experiment, "bits")
+def _sweep_input(rows: list[dict], experiment: str, stem: str, sweep: str, points, missing: str, note: Note):
+    """The rows of one sweep (one dataset) and their figure points, or None after saying what is missing."""
+    srows = sweep_rows(rows, experiment, sweep)
     if not srows:
-        note(f"{experiment}_{stem}: skipped: no rows of sweep 'bits' (sweeps/{experiment}/bits/*.json)")
+        note(f"{experiment}_{stem}: skipped: no rows of sweep '{sweep}' (sweeps/{experiment}/{sweep}/*.json)")
         return None
     srows = _one_dataset(srows, note, f"{experiment}_{stem}")
-    pts = bits_points(srows, experiment, note, reference_rows=rows)
+    pts = points(srows)
     if not pts:
-        note(f"{experiment}_{stem}: skipped: {len(srows)} rows of sweep 'bits' but none has "
-             f"metrics 'quantized/top1_err' or 'quantized_init/top1_err' with a quantized layer kind")
+        note(f"{experiment}_{stem}: skipped: {len(srows)} rows of sweep '{sweep}' but none has {missing}")
         return None
+    return srows, pts
+
+
+def fig_bits(rows: list[dict], experiment: str, note: Note = print):
+    """DC Fig. 7: top-1 accuracy vs bits per weight; panels conv / fc / all layers."""
+    stem = "fig7_bits"
+    got = _sweep_input(rows, experiment, stem, "bits", lambda sr: bits_points(sr, experiment, note, reference_rows=rows),
+                       "metrics 'quantized/top1_err' or 'quantized_init/top1_err' with a quantized layer kind", note)
+    if got is None:
+        return None
+    srows, pts = got
     has_conv = model_has_conv(srows[-1])
     groups = ["conv", "fc", "all"] if has_conv else ["fc"]
     fig, axes = _new_figure(len(groups), 1, 4.6, 3.8)
@@ -735,16 +729,13 @@ def fig_bits(rows: list[dict], experiment: str, note: Note = print):
 
 def fig_init(rows: list[dict], experiment: str, note: Note = print):
     """DC Fig. 8: top-1 accuracy vs bits, one line per centroid initialization."""
-    stem, srows = "fig8_init", sweep_rows(rows, experiment, "init")
-    if not srows:
-        note(f"{experiment}_{stem}: skipped: no rows of sweep 'init' (sweeps/{experiment}/init/*.json)")
+    stem = "fig8_init"
+    got = _sweep_input(rows, experiment, stem, "init", lambda sr: init_points(sr, experiment, note, reference_rows=rows),
+                       "config.quantize.init, equal conv/fc bits and metrics 'quantized/top1_err' or "
+                       "'quantized_init/top1_err'", note)
+    if got is None:
         return None
-    srows = _one_dataset(srows, note, f"{experiment}_{stem}")
-    pts = init_points(srows, experiment, note, reference_rows=rows)
-    if not pts:
-        note(f"{experiment}_{stem}: skipped: {len(srows)} rows of sweep 'init' but none has config.quantize.init, "
-             f"equal conv/fc bits and metrics 'quantized/top1_err' or 'quantized_init/top1_err'")
-        return None
+    srows, pts = got
     fig, axes = _new_figure(1, 1, 6.4, 4.2)
     ax = axes[0][0]
     found = {p["init"] for p in pts}
@@ -773,16 +764,14 @@ def fig_init(rows: list[dict], experiment: str, note: Note = print):
 
 def fig_tradeoff(rows: list[dict], experiment: str, note: Note = print):
     """DC Fig. 6: accuracy loss vs model size (% of the original) per compression method."""
-    stem, srows = "fig6_tradeoff", sweep_rows(rows, experiment, "tradeoff")
-    if not srows:
-        note(f"{experiment}_{stem}: skipped: no rows of sweep 'tradeoff' (sweeps/{experiment}/tradeoff/*.json)")
+    stem = "fig6_tradeoff"
+    got = _sweep_input(rows, experiment, stem, "tradeoff",
+                       lambda sr: tradeoff_points(sr, experiment, note, reference_rows=rows),
+                       "a method, its ratio (ratio.svd / ratio.p_sparse / ratio.pqh) and metrics 'dense/top1_err' "
+                       "+ a final top-1 error", note)
+    if got is None:
         return None
-    srows = _one_dataset(srows, note, f"{experiment}_{stem}")
-    pts = tradeoff_points(srows, experiment, note, reference_rows=rows)
-    if not pts:
-        note(f"{experiment}_{stem}: skipped: {len(srows)} rows of sweep 'tradeoff' but none has a method, its "
-             f"ratio (ratio.svd / ratio.p_sparse / ratio.pqh) and metrics 'dense/top1_err' + a final top-1 error")
-        return None
+    srows, pts = got
     fig, axes = _new_figure(1, 1, 6.8, 4.2)
     ax = axes[0][0]
     for m in (PQ, P_ONLY, Q_ONLY, SVD):
@@ -811,16 +800,13 @@ def fig_tradeoff(rows: list[dict], experiment: str, note: Note = print):
 
 def fig_prune(rows: list[dict], experiment: str, note: Note = print):
     """LWC Fig. 5: accuracy loss vs fraction of parameters pruned, per pruning schedule."""
-    stem, srows = "lwc_fig5_prune", sweep_rows(rows, experiment, "prune")
-    if not srows:
-        note(f"{experiment}_{stem}: skipped: no rows of sweep 'prune' (sweeps/{experiment}/prune/*.json)")
+    stem = "lwc_fig5_prune"
+    got = _sweep_input(rows, experiment, stem, "prune", lambda sr: prune_points(sr, experiment, note),
+                       "pruning enabled, layers[].nonzeros/density and metrics 'pruned/top1_err' + 'dense/top1_err'",
+                       note)
+    if got is None:
         return None
-    srows = _one_dataset(srows, note, f"{experiment}_{stem}")
-    pts = prune_points(srows, experiment, note)
-    if not pts:
-        note(f"{experiment}_{stem}: skipped: {len(srows)} rows of sweep 'prune' but none has pruning enabled, "
-             f"layers[].nonzeros/density and metrics 'pruned/top1_err' + 'dense/top1_err'")
-        return None
+    srows, pts = got
     fig, axes = _new_figure(1, 1, 6.8, 4.2)
     ax = axes[0][0]
     curves = sorted({p["curve"] for p in pts}, key=lambda c: ("without" not in c, "iterative" in c, c))

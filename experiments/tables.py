@@ -106,7 +106,7 @@ def load_rows(runs_dir: Path) -> list[tuple[Path, dict]]:
         try:
             row = json.loads(p.read_text())
         except (OSError, ValueError) as e:
-            print(f"tables: skipping unreadable row {p}: {e}", file=sys.stderr)
+            print(f"skipping unreadable row {p}: {e}", file=sys.stderr)
             continue
         if isinstance(row, dict):
             out.append((p.relative_to(runs_dir), row))
