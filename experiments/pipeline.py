@@ -431,10 +431,15 @@ def _pruned_storage_ratio(run: Run) -> float:
         nonzero = (current_mask(module).flatten() != 0).to(torch.uint8).numpy()
         symbols, _ = encode_relative(nonzero, ib)
         bits += int(symbols.size) * (32 + ib)
-    weights = sum(int(m.weight.numel()) for _, m, _ in run.layers)
+    weights, raw = _weight_and_raw_elements(run)
+    return round(4 * (weights + raw) / (math.ceil(bits / 8) + 4 * raw), 4)
+
+
+def _weight_and_raw_elements(run: Run) -> tuple[int, int]:
+    """Elements of the prunable weights, and of every other tensor the model stores (biases, ...)."""
     keys = {f"{p}.weight" for p in run.model.layer_paths.values()}
     raw = sum(v.numel() for k, v in clean_state_dict(run.model).items() if k not in keys)
-    return round(4 * (weights + raw) / (math.ceil(bits / 8) + 4 * raw), 4)
+    return sum(int(m.weight.numel()) for _, m, _ in run.layers), int(raw)
 
 
 def lowrank_stage(run: Run) -> None:
@@ -454,9 +459,7 @@ def lowrank_stage(run: Run) -> None:
     run.record("lowrank_init", run.evaluate())
     run.fit("lowrank", c.epochs, d.lr * c.lr_scale, d.weight_decay, d.momentum, d.schedule)
     run.record("lowrank", run.evaluate())
-    keys = {f"{p}.weight" for p in run.model.layer_paths.values()}
-    raw = sum(v.numel() for k, v in clean_state_dict(run.model).items() if k not in keys)
-    weights = sum(int(m.weight.numel()) for _, m, _ in run.layers)
+    weights, raw = _weight_and_raw_elements(run)
     run.row.setdefault("ratio", {})["svd"] = round((weights + raw) / (stored + other + raw), 4)
 
 
