@@ -10,10 +10,14 @@ Per layer (``layer_accounting``), with ``K = 2**weight_bits`` codebook entries:
 * ``weight_bits_pq`` = weight_bits; ``index_bits_pq`` = index_bits (0 for dense-quantized).
 * ``weight_bits_pqh`` = real Huffman bits of the weight-index stream / entries;
   ``index_bits_pqh`` = real Huffman bits of the gap stream / entries (0 for dense-quantized).
-* ``pq_bits``   = entries * (weight_bits + index_bits) + 32 * K   (fixed-width indices + fp32 codebook)
+* ``pq_bits``   = entries * (weight_bits + index_bits) + 32 * K   (fixed-width indices + fp32
+                 codebook: the paper's formula, DC section 3 Eq. 1)
 * ``pqh_bits``  = weight-stream bits + gap-stream bits (real, not padded to bytes)
                  + code-table bits (the stored tables: 8 * their bytes)
-                 + chunk-offset bits (8 * the stored offset bytes) + 32 * K
+                 + chunk-offset bits (8 * the stored offset bytes)
+                 + ``codebook_bits``: the codebook as stored (file format 2: only the centroids
+                 of symbols present in the stream, a sparse layer's 0 implied, float32 or
+                 float16; 32 * K when not given, as format 1 stored it)
 * ``pct_pq``  = 100 * pq_bits / (32 * weights);  ``pct_pqh`` = 100 * pqh_bits / (32 * weights).
 
 Totals (``totals``):
@@ -56,13 +60,14 @@ def layer_accounting(
     index_stream_bits: int,
     table_bits: int,
     offset_bits: int,
+    codebook_bits: int | None = None,
     **extra,
 ) -> dict:
     """One row of DC Tables 2-5 (see the module docstring). ``extra`` keys are copied first."""
     k = 1 << int(weight_bits)
     ib = int(index_bits) if sparse else 0
-    codebook_bits = 32 * k
-    pq_bits = entries * (weight_bits + ib) + codebook_bits
+    pq_bits = entries * (weight_bits + ib) + 32 * k
+    codebook_bits = 32 * k if codebook_bits is None else int(codebook_bits)
     pqh_bits = weight_stream_bits + index_stream_bits + table_bits + offset_bits + codebook_bits
     row = dict(extra)
     row.update(

@@ -3,21 +3,28 @@
 Layout (all integers little-endian)::
 
     magic      8 bytes  b"\\x89DCZ\\r\\n\\x1a\\n"
-    version    uint16   FORMAT_VERSION (1)
+    version    uint16   FORMAT_VERSION (2; version 1 files are still read)
     header_len uint32   bytes of the JSON header
     file_len   uint64   total file size (detects truncation before anything else)
-    header     compact UTF-8 JSON: meta, chunk size, per layer (key, name, kind, shape, weight
-               bits, index bits, sparse, non-zeros, entries, per stream [bits, table bytes,
-               offset bytes]), per raw tensor (key, shape, dtype)
+    header     compact UTF-8 JSON: meta, chunk size, codebook float type, per layer (key, name,
+               kind, shape, weight bits, index bits, sparse, non-zeros, entries, stored codebook
+               entries, per stream [bits, table bytes, offset bytes]), per raw tensor (key,
+               shape, dtype)
     payload    per layer, in header order:
-                 codebook        2**weight_bits x float32 (index 0 = 0.0 for a sparse layer)
                  weight table    Huffman code lengths of the weight indices (huffman.pack_lengths)
+                 codebook        the centroids of the symbols present in the weight stream (code
+                                 length > 0), in symbol order, as float32 or float16; a sparse
+                                 layer's index 0 is always 0.0 and never stored; the centroids
+                                 of absent symbols (empty clusters) are never read, so not stored
                  weight stream   Huffman bits, padded to a byte
                  weight offsets  chunk offsets (huffman.pack_offsets; empty for <= 1 chunk)
                  gap table, gap stream, gap offsets   (sparse layers only)
-               then every raw tensor (biases, ...): floating ones as float32, others in their
-               own dtype, row-major
+               then every raw tensor (biases, ...): floating ones in the codebook float type,
+               others in their own dtype, row-major
     sha256     32 bytes over everything before it
+
+Version 1 (still read) stored all 2**weight_bits codebook entries as float32 before the weight
+table, and only fixed-width code tables.
 
 A sparse layer stores relative-index entries (``sparse_format``): weight stream = codebook index
 per entry (0 for fillers), gap stream = stored gaps. A dense-quantized layer (``sparse=False``)
@@ -60,7 +67,9 @@ __all__ = [
 ]
 
 MAGIC = b"\x89DCZ\r\n\x1a\n"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
+FLOAT_DTYPES = ("float32", "float16")  # how codebooks and floating raw tensors are stored
 _PREFIX = struct.Struct("<8sHIQ")  # magic, version, header_len, file_len
 _DIGEST = 32
 FIXED_BYTES = _PREFIX.size + _DIGEST  # plus the JSON header
@@ -105,10 +114,16 @@ def _encode_stream(symbols: np.ndarray, alphabet: int, chunk: int):
     enc = huffman.encode(symbols, lengths, chunk_size=chunk)
     table = huffman.pack_lengths(lengths)
     offsets = huffman.pack_offsets(enc)
-    return enc, table, offsets
+    return enc, table, offsets, lengths
 
 
-def _layer_sections(layer: LayerInput, chunk: int) -> tuple[dict, list[bytes]]:
+def _stored_symbols(lengths: np.ndarray, sparse: bool) -> np.ndarray:
+    """Symbols whose centroid the file stores: present in the stream, and not a sparse layer's 0."""
+    present = np.flatnonzero(np.asarray(lengths) > 0)
+    return present[present > 0] if sparse else present
+
+
+def _layer_sections(layer: LayerInput, chunk: int, float_dtype: str) -> tuple[dict, list[bytes]]:
     if not isinstance(layer.key, str) or not layer.key:
         raise ValueError("layer key must be a non-empty string")
     where = f"layer {layer.key!r}"
@@ -141,33 +156,42 @@ def _layer_sections(layer: LayerInput, chunk: int) -> tuple[dict, list[bytes]]:
     if labels.size and (int(labels.min()) < 0 or int(labels.max()) >= k):
         raise ValueError(f"{where}: labels must lie in 0..{k - 1}")
     labels = labels.astype(uint_dtype(k - 1), copy=False)
-    cb_bytes = cb.astype("<f4").tobytes()
     if sparse:
         symbols, gaps = encode_relative(labels, ib)
         nz = int(np.count_nonzero(symbols))
     else:
         symbols, gaps, nz = labels, None, n
     entries = int(symbols.size)
-    wenc, wtab, woff = _encode_stream(symbols, k, chunk)
+    wenc, wtab, woff, wlengths = _encode_stream(symbols, k, chunk)
+    stored = _stored_symbols(wlengths, sparse)
+    with np.errstate(over="ignore"):  # an overflow is reported just below
+        cb_stored = cb[stored].astype(np.dtype(float_dtype).newbyteorder("<"))
+    if not np.all(np.isfinite(cb_stored)):
+        raise ValueError(f"{where}: a centroid does not fit {float_dtype} (use encode.float_dtype=float32)")
     head = {
         "key": layer.key, "name": str(layer.name), "kind": layer.kind, "shape": shape,
-        "wb": wb, "ib": ib, "sparse": int(sparse), "nz": nz, "e": entries,
+        "wb": wb, "ib": ib, "sparse": int(sparse), "nz": nz, "e": entries, "c": int(stored.size),
         "w": [wenc.n_bits, len(wtab), len(woff)],
     }
-    sections = [cb_bytes, wtab, wenc.payload, woff]
+    sections = [wtab, cb_stored.tobytes(), wenc.payload, woff]
     if sparse:
-        genc, gtab, goff = _encode_stream(gaps, 1 << ib, chunk)
+        genc, gtab, goff, _ = _encode_stream(gaps, 1 << ib, chunk)
         head["g"] = [genc.n_bits, len(gtab), len(goff)]
         sections += [gtab, genc.payload, goff]
     return head, sections
 
 
-def _raw_section(key: str, value) -> tuple[dict, bytes, int]:
+def _raw_section(key: str, value, float_dtype: str = "float32") -> tuple[dict, bytes, int]:
     if not isinstance(key, str) or not key:
         raise ValueError("raw tensor keys must be non-empty strings")
     a = _np(value)
     if a.dtype.kind == "f":
-        a = a.astype(np.float32)
+        finite = np.isfinite(a)
+        with np.errstate(over="ignore"):  # an overflow is reported just below
+            a = a.astype(float_dtype)
+        if not np.array_equal(np.isfinite(a), finite):
+            raise ValueError(f"raw tensor {key!r}: a value does not fit {float_dtype} "
+                             "(use encode.float_dtype=float32)")
     elif a.dtype.name not in _RAW_DTYPES:
         raise TypeError(f"raw tensor {key!r}: unsupported dtype {a.dtype}")
     a = np.ascontiguousarray(a)
@@ -176,8 +200,12 @@ def _raw_section(key: str, value) -> tuple[dict, bytes, int]:
 
 
 def write_compressed(path, layers: list[LayerInput], raw: dict, meta: dict, *,
-                     chunk_size: int = huffman.DEFAULT_CHUNK) -> dict:
+                     chunk_size: int = huffman.DEFAULT_CHUNK, float_dtype: str = "float32") -> dict:
     """Encode ``layers`` + ``raw`` tensors into ``path`` atomically; return the report.
+
+    ``float_dtype`` ("float32", the paper's 32-bit codebook entries, or "float16") is how the
+    codebooks and floating raw tensors (biases) are stored; with float16 the decoded model holds
+    the rounded values, and that is the model the pipeline evaluates.
 
     The report is ``{"layers": [accounting row per layer], "size": ..., "ratio": ..., "total":
     ..., "meta": meta, "raw": [...], "chunk_size": int}`` plus the four ``size`` keys
@@ -191,17 +219,20 @@ def write_compressed(path, layers: list[LayerInput], raw: dict, meta: dict, *,
     chunk_size = int(chunk_size)
     if chunk_size < 1:
         raise ValueError("chunk_size must be >= 1")
+    if float_dtype not in FLOAT_DTYPES:
+        raise ValueError(f"float_dtype must be one of {FLOAT_DTYPES}, got {float_dtype!r}")
     heads, sections = [], []
     for layer in layers:
-        h, s = _layer_sections(layer, chunk_size)
+        h, s = _layer_sections(layer, chunk_size, float_dtype)
         heads.append(h)
         sections += s
     raw_heads = []
     for key, value in raw.items():
-        h, data, _ = _raw_section(key, value)
+        h, data, _ = _raw_section(key, value, float_dtype)
         raw_heads.append(h)
         sections.append(data)
-    header = {"v": FORMAT_VERSION, "meta": meta, "chunk": chunk_size, "layers": heads, "raw": raw_heads}
+    header = {"v": FORMAT_VERSION, "meta": meta, "chunk": chunk_size, "fd": float_dtype,
+              "layers": heads, "raw": raw_heads}
     try:
         hbytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as e:
@@ -265,6 +296,7 @@ def _report(header: dict, payload_len: int, file_len: int) -> dict:
             entries=h["e"], weight_bits=h["wb"], index_bits=h["ib"], sparse=bool(h["sparse"]),
             weight_stream_bits=h["w"][0], index_stream_bits=g[0],
             table_bits=8 * (h["w"][1] + g[1]), offset_bits=8 * (h["w"][2] + g[2]),
+            codebook_bits=8 * _codebook_nbytes(header, h),
         ))
     raw_el = sum(math.prod(r["shape"]) for r in header["raw"])
     raw_bytes = sum(_raw_nbytes(r) for r in header["raw"])
@@ -275,6 +307,12 @@ def _report(header: dict, payload_len: int, file_len: int) -> dict:
     out["meta"] = header["meta"]
     out["chunk_size"] = header["chunk"]
     return out
+
+
+def _codebook_nbytes(header: dict, h: dict) -> int:
+    if header["v"] == 1:
+        return 4 << h["wb"]
+    return h["c"] * np.dtype(header["fd"]).itemsize
 
 
 def _raw_nbytes(r: dict) -> int:
@@ -292,8 +330,11 @@ def _validate_header(header) -> list[tuple[str, int]]:
     for k in ("v", "meta", "chunk", "layers", "raw"):
         if k not in header:
             raise ValueError(f"header lacks {k!r}")
-    if header["v"] != FORMAT_VERSION:
-        raise ValueError(f"header version {header['v']!r} != {FORMAT_VERSION}")
+    if header["v"] not in READ_VERSIONS:
+        raise ValueError(f"header version {header['v']!r} not in {READ_VERSIONS}")
+    v1 = header["v"] == 1
+    if not v1 and header.get("fd") not in FLOAT_DTYPES:
+        raise ValueError(f"codebook float type {header.get('fd')!r} not in {FLOAT_DTYPES}")
     if not _is_int(header["chunk"], 1):
         raise ValueError("bad chunk size")
     if not isinstance(header["layers"], list) or not isinstance(header["raw"], list):
@@ -303,7 +344,7 @@ def _validate_header(header) -> list[tuple[str, int]]:
     for h in header["layers"]:
         if not isinstance(h, dict):
             raise ValueError("layer entry is not an object")
-        for k in ("key", "name", "kind", "shape", "wb", "ib", "sparse", "nz", "e", "w"):
+        for k in ("key", "name", "kind", "shape", "wb", "ib", "sparse", "nz", "e", "w") + (() if v1 else ("c",)):
             if k not in h:
                 raise ValueError(f"layer entry lacks {k!r}")
         key = h["key"]
@@ -328,13 +369,19 @@ def _validate_header(header) -> list[tuple[str, int]]:
         streams = [("w", 1 << h["wb"])] + ([("g", 1 << h["ib"])] if sparse else [])
         if not sparse and "g" in h:
             raise ValueError(f"layer {key!r}: dense layer with a gap stream")
-        sections.append((f"layer {key!r} codebook", 4 << h["wb"]))
+        if not v1 and not (_is_int(h["c"]) and h["c"] <= (1 << h["wb"])):
+            raise ValueError(f"layer {key!r}: bad codebook entry count")
+        codebook = (f"layer {key!r} codebook", _codebook_nbytes(header, h))
+        if v1:
+            sections.append(codebook)
         for s, _alphabet in streams:
             v = h.get(s)
             if not (isinstance(v, list) and len(v) == 3 and all(_is_int(x) for x in v)):
                 raise ValueError(f"layer {key!r}: bad stream entry {s!r}")
-            sections += [(f"layer {key!r} {s} table", v[1]), (f"layer {key!r} {s} stream", (v[0] + 7) >> 3),
-                         (f"layer {key!r} {s} offsets", v[2])]
+            sections.append((f"layer {key!r} {s} table", v[1]))
+            if s == "w" and not v1:
+                sections.append(codebook)  # v2: after the weight table, which says which are stored
+            sections += [(f"layer {key!r} {s} stream", (v[0] + 7) >> 3), (f"layer {key!r} {s} offsets", v[2])]
         keys.append(key)
     for r in header["raw"]:
         if not (isinstance(r, dict) and isinstance(r.get("key"), str) and isinstance(r.get("shape"), list)
@@ -361,8 +408,8 @@ def _load(path) -> tuple[dict, memoryview, str, int]:
     if len(data) < _PREFIX.size:
         raise CompressedFileError(f"{p}: truncated ({len(data)} bytes, shorter than the fixed header)")
     _, version, hlen, flen = _PREFIX.unpack_from(data)
-    if version != FORMAT_VERSION:
-        raise CompressedFileError(f"{p}: unsupported format version {version} (this reader knows {FORMAT_VERSION})")
+    if version not in READ_VERSIONS:
+        raise CompressedFileError(f"{p}: unsupported format version {version} (this reader knows {READ_VERSIONS})")
     if len(data) != flen:
         what = "truncated" if len(data) < flen else "has trailing bytes"
         raise CompressedFileError(f"{p}: {what} (header says {flen} bytes, file has {len(data)})")
@@ -394,26 +441,37 @@ def _decode_all(p, header: dict, payload: memoryview):
         off += n
         return b
 
+    v1 = header["v"] == 1
+    cb = None
     for h in header["layers"]:
         key, wb, ib, e, sparse = h["key"], h["wb"], h["ib"], h["e"], h["sparse"] == 1
         n = math.prod(h["shape"])
         k = 1 << wb
         try:
-            cb = np.frombuffer(take(4 * k), "<f4").astype(np.float32)
-            if not np.all(np.isfinite(cb)):
-                raise ValueError("non-finite codebook value")
-            if sparse and cb[0] != 0.0:
-                raise ValueError("codebook[0] of a sparse layer is not 0")
+            if v1:
+                cb = np.frombuffer(take(4 * k), "<f4").astype(np.float32)
+                if sparse and cb[0] != 0.0:
+                    raise ValueError("codebook[0] of a sparse layer is not 0")
 
-            def stream(spec, alphabet):
+            def stream(spec, alphabet, codebook=False):
+                nonlocal cb
                 nbits, tlen, olen = spec
                 lengths = huffman.unpack_lengths(take(tlen), alphabet)
+                if codebook:  # v2: the centroids of the present symbols follow the weight table
+                    stored = _stored_symbols(lengths, sparse)
+                    if stored.size != h["c"]:
+                        raise ValueError(f"the code table has {stored.size} stored centroids, header says {h['c']}")
+                    fd = np.dtype(header["fd"])
+                    cb = np.zeros(k, np.float32)
+                    cb[stored] = np.frombuffer(take(stored.size * fd.itemsize), fd.newbyteorder("<"))
+                if not np.all(np.isfinite(cb)):
+                    raise ValueError("non-finite codebook value")
                 payload_bytes = take((nbits + 7) >> 3)
                 offs = huffman.unpack_offsets(take(olen), e, chunk, nbits)
                 enc = huffman.EncodedStream(payload_bytes, e, nbits, chunk, offs)
                 return huffman.decode(enc, lengths)
 
-            symbols = stream(h["w"], k)
+            symbols = stream(h["w"], k, codebook=not v1)
             if sparse:
                 gaps = stream(h["g"], 1 << ib)
                 labels = decode_relative(symbols, gaps, n, ib)
@@ -427,6 +485,8 @@ def _decode_all(p, header: dict, payload: memoryview):
     for r in header["raw"]:
         dt = np.dtype(r["dtype"]).newbyteorder("<")
         a = np.frombuffer(take(_raw_nbytes(r)), dt).astype(np.dtype(r["dtype"])).reshape(r["shape"])
+        if a.dtype == np.float16:  # stored rounded to float16 (float_dtype); the model computes in float32
+            a = a.astype(np.float32)
         yield r["key"], a
 
 
@@ -453,6 +513,6 @@ def inspect(path, decode: bool = True) -> dict:
         for _ in _decode_all(Path(path), header, payload):
             pass
     rep = _report(header, len(payload), flen)
-    rep.update(path=str(path), format_version=FORMAT_VERSION, sha256=digest,
+    rep.update(path=str(path), format_version=header["v"], sha256=digest,
                verified="checksum+decode" if decode else "checksum")
     return rep

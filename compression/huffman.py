@@ -410,26 +410,145 @@ def unpack_uints(data: bytes, count: int, width: int) -> np.ndarray:
     return (bits.astype(np.uint64) * weights).sum(axis=1, dtype=np.uint64)
 
 
-def pack_lengths(lengths: np.ndarray) -> bytes:
-    """Code table as stored: one byte w = bits per length (0 if no symbol is present), then
-    ``len(lengths)`` lengths of w bits each, packed (``1 + ceil(A*w/8)`` bytes for alphabet A)."""
-    lengths = np.asarray(lengths)
+TABLE_FIXED_MAX_WIDTH = 5  # mode bytes 0..5: fixed-width lengths (the only table of format v1)
+TABLE_HUFFMAN = 0x80       # the lengths themselves Huffman-coded (DEFLATE's idea, DC section 4 again)
+TABLE_DELTA = 0x81         # each length as a short code for its change from the previous symbol's
+
+
+class _Bits:
+    """MSB-first bit writer / reader for the small code tables (pure Python; tables are short)."""
+
+    def __init__(self, data: bytes = b""):
+        self.out: list[int] = []
+        self.data, self.pos = data, 0
+
+    def put(self, value: int, width: int) -> None:
+        self.out.extend((value >> (width - 1 - i)) & 1 for i in range(width))
+
+    def bytes(self) -> bytes:
+        return np.packbits(np.array(self.out, np.uint8)).tobytes() if self.out else b""
+
+    def get(self, width: int) -> int:
+        v = 0
+        for _ in range(width):
+            byte = self.pos >> 3
+            if byte >= len(self.data):
+                raise HuffmanError("code table ends early (corrupt table)")
+            v = (v << 1) | ((self.data[byte] >> (7 - (self.pos & 7))) & 1)
+            self.pos += 1
+        return v
+
+    def finish(self) -> None:
+        """The table must end in this byte, padded with zero bits."""
+        if (self.pos + 7) >> 3 != len(self.data):
+            raise HuffmanError("code table has trailing bytes (corrupt table)")
+        if self.pos & 7 and self.data[-1] & ((1 << (8 - (self.pos & 7))) - 1):
+            raise HuffmanError("code table padding is not zero (corrupt table)")
+
+
+def _pack_fixed(lengths: np.ndarray) -> bytes:
     top = int(lengths.max()) if lengths.size else 0
     w = top.bit_length()
     return bytes([w]) + pack_uints(lengths, w)
+
+
+def _pack_huffman(lengths: np.ndarray) -> bytes:
+    m = int(lengths.max()) + 1 if lengths.size else 1  # the lengths' alphabet: 0..max
+    meta = code_lengths(np.bincount(lengths.astype(np.int64), minlength=m), max_len=15)
+    codes = canonical_codes(meta)
+    b = _Bits()
+    for ml in meta:
+        b.put(int(ml), 4)
+    for v in lengths:
+        b.put(int(codes[v]), int(meta[v]))
+    return bytes([TABLE_HUFFMAN, m]) + b.bytes()
+
+
+def _pack_delta(lengths: np.ndarray) -> bytes:
+    b, prev = _Bits(), 0
+    for v in (int(x) for x in lengths):
+        d = v - prev
+        if d == 0:
+            b.put(0, 1)
+        elif abs(d) == 1:
+            b.put(0b100 | (d < 0), 3)
+        else:
+            b.put(0b11, 2)
+            b.put(v, 5)
+        prev = v
+    return bytes([TABLE_DELTA]) + b.bytes()
+
+
+def pack_lengths(lengths: np.ndarray) -> bytes:
+    """Code table as stored: a mode byte, then the ``A`` code lengths in the smallest of three
+    encodings (ties go to the lower mode byte):
+
+    * ``0..5`` fixed width: the byte is w = bits per length (0 if no symbol is present), then
+      ``A`` lengths of w bits each, packed (``1 + ceil(A*w/8)`` bytes). Format v1's only table.
+    * ``0x80`` Huffman-coded lengths: a byte m = max length + 1, m 4-bit code lengths of the
+      lengths' own canonical code, then the A codes, MSB first.
+    * ``0x81`` delta-coded: per symbol ``0`` (same length as the previous symbol), ``10s``
+      (+1, or -1 when s = 1) or ``11`` + the length in 5 bits; the length before symbol 0 is 0.
+
+    Absent symbols (length 0) cost a length too, so a smooth table (gap lengths rising with the
+    gap; weight lengths over sorted centroids) is where the last two pay off.
+    """
+    lengths = np.asarray(lengths)
+    if lengths.size and (int(lengths.min()) < 0 or int(lengths.max()) > MAX_LEN_LIMIT):
+        raise ValueError(f"code lengths must be in 0..{MAX_LEN_LIMIT}")
+    options = [_pack_fixed(lengths)]
+    if lengths.size:
+        options += [_pack_huffman(lengths), _pack_delta(lengths)]
+    return min(options, key=len)
 
 
 def unpack_lengths(data: bytes, alphabet: int) -> np.ndarray:
     """Inverse of :func:`pack_lengths` for an alphabet of ``alphabet`` symbols (uint8)."""
     if len(data) < 1:
         raise HuffmanError("empty code table")
-    w = data[0]
-    if w > 5:
-        raise HuffmanError(f"code table width {w} > 5 bits")
-    try:
-        lengths = unpack_uints(data[1:], alphabet, w).astype(np.uint8)
-    except ValueError as e:
-        raise HuffmanError(f"code table: {e}") from None
+    mode = data[0]
+    if mode <= TABLE_FIXED_MAX_WIDTH:
+        try:
+            lengths = unpack_uints(data[1:], alphabet, mode).astype(np.uint8)
+        except ValueError as e:
+            raise HuffmanError(f"code table: {e}") from None
+    elif mode == TABLE_HUFFMAN:
+        if len(data) < 2 or not 1 <= data[1] <= MAX_LEN_LIMIT + 1:
+            raise HuffmanError("code table: bad length alphabet (corrupt table)")
+        m = data[1]
+        b = _Bits(data[2:])
+        meta = np.array([b.get(4) for _ in range(m)], np.int64)
+        _check_lengths(meta)
+        codes = canonical_codes(meta)
+        lookup = {(int(meta[s]), int(codes[s])): s for s in range(m) if meta[s]}
+        top = int(meta.max()) if m else 0
+        out = []
+        for _ in range(alphabet):
+            n = v = 0
+            while (n, v) not in lookup:
+                if n >= top:
+                    raise HuffmanError("code table: invalid code (corrupt table)")
+                v, n = (v << 1) | b.get(1), n + 1
+            out.append(lookup[(n, v)])
+        b.finish()
+        lengths = np.array(out, np.uint8)
+    elif mode == TABLE_DELTA:
+        b, prev, out = _Bits(data[1:]), 0, []
+        for _ in range(alphabet):
+            if b.get(1) == 0:
+                v = prev
+            elif b.get(1) == 0:
+                v = prev - 1 if b.get(1) else prev + 1
+            else:
+                v = b.get(5)
+            if not 0 <= v <= MAX_LEN_LIMIT:
+                raise HuffmanError("code table: length out of range (corrupt table)")
+            out.append(v)
+            prev = v
+        b.finish()
+        lengths = np.array(out, np.uint8)
+    else:
+        raise HuffmanError(f"code table: unknown mode byte {mode} (corrupt table)")
     _check_lengths(lengths)
     return lengths
 

@@ -162,9 +162,14 @@ class EncodeConf:
     # Search each layer's gap width (2..12 bits) for the smallest Huffman-coded size instead of
     # using index_bits: fewer fillers pay for the larger gap alphabet (compression/accounting.py).
     optimize_index_bits: bool = False
+    # How codebooks and biases are stored: float32 (the paper's 32-bit codebook entries) or
+    # float16 (half the bytes; the decoded -- and evaluated -- model holds the rounded values).
+    float_dtype: str = "float32"
 
     def __post_init__(self):
         _check_bits("encode.index_bits", self.index_bits, 1, 16)
+        _check(self.float_dtype in ("float32", "float16"), "encode.float_dtype", self.float_dtype,
+               "must be float32 or float16")
 
 
 @dataclass

@@ -50,14 +50,15 @@ def raw_tensors(model: torch.nn.Module, encoded_keys: set[str]) -> dict[str, tor
 
 
 def encode_model(model: torch.nn.Module, path: Path, index_bits: dict, meta: dict, optimize: bool = False,
-                 symbol_counts: dict | None = None) -> dict:
+                 symbol_counts: dict | None = None, float_dtype: str = "float32") -> dict:
     """Write the compressed file; if ``symbol_counts`` is a dict, fill it per layer name with how
-    often each quantized-weight symbol and each index-gap symbol occurs in the stored streams."""
+    often each quantized-weight symbol and each index-gap symbol occurs in the stored streams.
+    ``float_dtype``: how codebooks and biases are stored (``encode.float_dtype``)."""
     layers = layer_inputs(model, index_bits, optimize)
     raw = raw_tensors(model, {l.key for l in layers})
     if symbol_counts is not None:
         symbol_counts.update({l.name: stream_symbol_counts(l) for l in layers})
-    return write_compressed(path, layers, raw, meta)
+    return write_compressed(path, layers, raw, meta, float_dtype=float_dtype)
 
 
 def stream_symbol_counts(layer: LayerInput) -> dict:
@@ -82,11 +83,12 @@ def encode_stage(run) -> None:
     _check_ranks_agree(run)
     meta = {"model": cfg.model.name, **run.shape, "run_id": run.row["run_id"]}
     counts: dict = {}
-    report = encode_model(run.model, path, dict(cfg.encode.index_bits), meta, cfg.encode.optimize_index_bits, counts)
+    report = encode_model(run.model, path, dict(cfg.encode.index_bits), meta, cfg.encode.optimize_index_bits, counts,
+                          cfg.encode.float_dtype)
     try:
         decoded = decode_to_model(path)
         if run.storage_only:
-            _check_round_trip(run.model, decoded)
+            _check_round_trip(run.model, decoded, cfg.encode.float_dtype)
         else:
             run.record("compressed", run.evaluate(decoded))
     except BaseException:
@@ -117,13 +119,15 @@ def _round(v):
     return round(float(v), 4) if isinstance(v, float) else v
 
 
-def _check_round_trip(model: torch.nn.Module, decoded: torch.nn.Module) -> None:
-    """The file must decode to exactly the in-memory quantized weights (storage-only runs have no data to test on)."""
+def _check_round_trip(model: torch.nn.Module, decoded: torch.nn.Module, float_dtype: str = "float32") -> None:
+    """The file must decode to exactly the in-memory quantized weights, rounded to ``float_dtype``
+    (storage-only runs have no data to test on)."""
     from experiments.pipeline import clean_state_dict
 
     want = clean_state_dict(model)
     for k, v in decoded.state_dict().items():
-        if not torch.equal(v, want[k].to(v.dtype)):
+        w = want[k].to(getattr(torch, float_dtype)) if want[k].is_floating_point() else want[k]
+        if not torch.equal(v, w.to(v.dtype)):
             raise RuntimeError(f"compressed file does not decode to the model: tensor {k} differs")
 
 

@@ -17,21 +17,24 @@ from compression.container import LayerInput, inspect, write_compressed
 # gap symbols [0,3,0,0,3,3,0]: two symbols -> 1 bit each -> 7 bits
 # code tables (1 width byte + packed lengths): weights: lengths <= 3 -> 2 bits x 4 = 1 byte -> 2 bytes;
 #   gaps: lengths <= 1 -> 1 bit x 4 -> 1 byte -> 2 bytes; together 32 bits. One chunk: no offsets.
-# codebook 4 x 32 = 128 bits
+# codebook: the paper's formula counts 4 x 32 = 128 bits; file format 2 stores only the centroids
+#   of the symbols present, without the sparse layer's implied 0: symbols 1, 2, 3 -> 96 bits
+#   (format 1 and layer_accounting without codebook_bits: 128)
 # pq_bits  = 7 * (2 + 2) + 128 = 156        pct_pq  = 100 * 156 / (32 * 16) = 30.46875
-# pqh_bits = 13 + 7 + 32 + 0 + 128 = 180    pct_pqh = 100 * 180 / 512       = 35.15625
+# pqh_bits = 13 + 7 + 32 + 0 + 128 = 180    pct_pqh = 100 * 180 / 512       = 35.15625  (all 4 centroids)
+# pqh_bits = 13 + 7 + 32 + 0 + 96 = 148     pct_pqh = 100 * 148 / 512       = 28.90625  (format 2 file)
 LABELS = np.zeros(16, np.int64)
 LABELS[[0, 5, 6, 15]] = [1, 2, 3, 1]
 CODEBOOK = np.array([0.0, -1.0, 0.5, 2.0], np.float32)
 
 
-def _check_row(r):
+def _check_row(r, pqh_bits=180, pct_pqh=35.15625):
     assert r["weights"] == 16 and r["nonzeros"] == 4 and r["density"] == 0.25
     assert r["entries"] == 7 and r["fillers"] == 3
     assert r["weight_bits_pq"] == 2 and r["index_bits_pq"] == 2
     assert r["weight_bits_pqh"] == pytest.approx(13 / 7) and r["index_bits_pqh"] == 1.0
-    assert r["pq_bits"] == 156 and r["pqh_bits"] == 180
-    assert r["pct_pq"] == pytest.approx(30.46875) and r["pct_pqh"] == pytest.approx(35.15625)
+    assert r["pq_bits"] == 156 and r["pqh_bits"] == pqh_bits
+    assert r["pct_pq"] == pytest.approx(30.46875) and r["pct_pqh"] == pytest.approx(pct_pqh)
 
 
 def test_layer_accounting_direct():
@@ -45,16 +48,21 @@ def test_hand_count_through_file(tmp_path):
     bias = np.array([0.25, -0.5], np.float32)
     rep = write_compressed(p, [LayerInput("fc1.weight", "fc1", "fc", (2, 8), CODEBOOK, LABELS.reshape(2, 8), 2, 2)],
                            {"fc1.bias": bias}, {"model": "tiny"})
-    _check_row(rep["layers"][0])
+    _check_row(rep["layers"][0], pqh_bits=148, pct_pqh=28.90625)
     s = rep["size"]
     # dense: 4 * (16 weights + 2 biases) = 72 bytes; P+Q: ceil(156 / 8) = 20 + 8 raw bytes = 28
     assert s["dense_bytes"] == 72 and s["pq_bytes"] == 28
-    # payload sections: codebook 16 + weight table 2 + weight stream ceil(13/8) = 2 + gap table 2
-    #   + gap stream ceil(7/8) = 1 + offsets 0 + bias 8 = 31 bytes
-    assert s["pqh_bytes"] == 31
+    # payload sections: weight table 2 + codebook 12 + weight stream ceil(13/8) = 2 + gap table 2
+    #   + gap stream ceil(7/8) = 1 + offsets 0 + bias 8 = 27 bytes
+    assert s["pqh_bytes"] == 27
     assert s["file_bytes"] == os.path.getsize(p) == rep["file_bytes"]
-    assert rep["ratio"] == pytest.approx({"p": 4.0, "pq": 72 / 28, "pqh": 72 / 31})
-    assert inspect(p)["layers"][0]["pqh_bits"] == 180
+    assert rep["ratio"] == pytest.approx({"p": 4.0, "pq": 72 / 28, "pqh": 72 / 27})
+    assert inspect(p)["layers"][0]["pqh_bits"] == 148
+    # float16 codebook and bias: 3 x 16 = 48 codebook bits, 4 bias bytes -> 27 - 6 - 4 = 17 bytes
+    rep16 = write_compressed(tmp_path / "tiny16.dcz",
+                             [LayerInput("fc1.weight", "fc1", "fc", (2, 8), CODEBOOK, LABELS.reshape(2, 8), 2, 2)],
+                             {"fc1.bias": bias}, {"model": "tiny"}, float_dtype="float16")
+    assert rep16["layers"][0]["pqh_bits"] == 148 - 48 and rep16["size"]["pqh_bytes"] == 17
 
 
 def test_dense_quantized_layer_counts(tmp_path):

@@ -220,3 +220,67 @@ def test_cli(tmp_path):
     assert r.returncode == 0, r.stderr
     sd = torch.load(out)
     assert torch.equal(sd["0.weight"], read_compressed(path)[0]["0.weight"])
+
+
+def test_format_v1_file_still_decodes():
+    # tests/data/format_v1.dcz was written by the format-1 writer (all 2**bits float32 centroids
+    # before the weight table, fixed-width tables) from exactly these tensors.
+    rng = np.random.default_rng(7)
+    cb = np.sort(rng.standard_normal(16).astype(np.float32))
+    cb[0] = 0.0
+    lab = rng.integers(0, 16, size=(12, 20))
+    lab[rng.random((12, 20)) < 0.7] = 0
+    cb2 = np.sort(rng.standard_normal(8).astype(np.float32))
+    lab2 = rng.integers(0, 8, size=(4, 3, 3, 3))
+    bias = rng.standard_normal(12).astype(np.float32)
+    path = ROOT / "tests" / "data" / "format_v1.dcz"
+    sd, meta, rep = read_compressed(path)
+    assert meta["note"] == "format v1 fixture"
+    assert torch.equal(sd["fc.weight"], torch.from_numpy(cb[lab]))
+    assert torch.equal(sd["conv.weight"], torch.from_numpy(cb2[lab2]))
+    assert torch.equal(sd["fc.bias"], torch.from_numpy(bias))
+    assert rep["layers"][0]["codebook_bits"] == 32 * 16
+    info = inspect(path)
+    assert info["format_version"] == 1 and info["file_bytes"] == os.path.getsize(path)
+
+
+def test_only_present_centroids_are_stored(tmp_path):
+    # 8-bit codebook (256 centroids) but the labels use 4 of them (3, 17, 200, 255) besides the
+    # sparse 0 (and the fillers' 0): format 2 stores 4 float32 centroids = 16 bytes, not 1024.
+    cb = np.linspace(-1, 1, 256).astype(np.float32)
+    cb[0] = 0.0
+    lab = np.zeros((10, 30), np.int64)
+    lab[::2, ::3] = np.array([3, 17, 17, 200, 255])[np.arange(50) % 5].reshape(5, 10)
+    layer = LayerInput("w", "fc1", "fc", (10, 30), cb, lab, 8, 4)
+    rep = write_compressed(tmp_path / "a.dcz", [layer], {}, {})
+    assert rep["layers"][0]["codebook_bits"] == 4 * 32 and rep["layers"][0]["fillers"] > 0
+    sd, _, _ = read_compressed(tmp_path / "a.dcz")
+    assert torch.equal(sd["w"], torch.from_numpy(cb[lab]))
+    # a dense-quantized layer stores every centroid it uses (here 1, 3, 17, 200, 255)
+    dense = LayerInput("w", "fc1", "fc", (10, 30), cb, np.where(lab == 0, 1, lab), 8, 0, sparse=False)
+    rep = write_compressed(tmp_path / "b.dcz", [dense], {}, {})
+    assert rep["layers"][0]["codebook_bits"] == 5 * 32
+    sd, _, _ = read_compressed(tmp_path / "b.dcz")
+    assert torch.equal(sd["w"], torch.from_numpy(cb[np.where(lab == 0, 1, lab)]))
+
+
+def test_float16_storage(tmp_path):
+    model, layers, raw, path32, rep32 = _tiny(tmp_path)
+    path = tmp_path / "h.dcz"
+    rep = write_compressed(path, layers, raw, {"model": "tiny"}, float_dtype="float16")
+    sd, _, _ = read_compressed(path)
+    for l in layers:  # the decoded weights are the float16-rounded centroids, exactly
+        want = torch.from_numpy(l.codebook.astype(np.float16).astype(np.float32)[np.asarray(l.labels)])
+        assert torch.equal(sd[l.key], want)
+    assert sd["0.bias"].dtype == torch.float32  # float16 on disk, float32 in the state dict
+    assert torch.equal(sd["0.bias"], model[0].bias.detach().half().float())
+    stored = sum(r["codebook_bits"] for r in rep["layers"]) // 8
+    assert stored * 2 == sum(r["codebook_bits"] for r in rep32["layers"]) // 8
+    biases = sum(v.numel() for v in model.state_dict().values() if v.dim() == 1)
+    assert rep32["pqh_bytes"] - rep["pqh_bytes"] == stored + 2 * biases
+    with pytest.raises(ValueError, match="float16"):
+        write_compressed(tmp_path / "big.dcz", [LayerInput("w", "fc1", "fc", (2, 2), np.array([0.0, 1e6], np.float32),
+                                                           np.array([[0, 1], [1, 1]]), 1, 2)], {}, {}, float_dtype="float16")
+    with pytest.raises(ValueError, match="float_dtype"):
+        write_compressed(tmp_path / "x.dcz", layers, raw, {}, float_dtype="bfloat16")
+    assert not list(tmp_path.glob("big.dcz*")) and not list(tmp_path.glob("x.dcz*"))

@@ -164,3 +164,55 @@ def test_roundtrip_property(sym, chunk, max_len):
         if H.code_lengths(counts, max_len=24).max() <= max_len:
             assert int((counts * L).sum()) == _heap_cost(counts)  # optimal
         assert int((counts * L).sum()) >= _heap_cost(counts)
+
+
+def test_table_modes_hand():
+    # A smooth table (lengths rising with the symbol, as for gaps): lengths 1..16 then 16 again
+    # (a complete code). Fixed width: max 16 -> 5 bits: 1 + ceil(17 * 5 / 8) = 12 bytes.
+    # Delta: sixteen +1 steps ('100', 3 bits) and one repeat ('0', 1 bit) = 49 bits -> 1 + 7 bytes.
+    L = np.array(list(range(1, 17)) + [16], np.uint8)
+    assert len(H._pack_fixed(L)) == 12
+    data = H.pack_lengths(L)
+    assert data[0] == H.TABLE_DELTA and len(data) == 8
+    assert np.array_equal(H.unpack_lengths(data, 17), L)
+    # Few distinct lengths in no smooth order: the lengths' own Huffman code wins.
+    rng = np.random.default_rng(1)
+    L2 = rng.choice(np.array([0, 7, 8], np.uint8), size=256, p=[0.5, 0.1, 0.4])
+    packed = {H.TABLE_HUFFMAN: H._pack_huffman(L2), H.TABLE_DELTA: H._pack_delta(L2), 4: H._pack_fixed(L2)}  # max 8: 4 bits
+    for mode, b in packed.items():
+        assert b[0] == mode
+    assert len(packed[H.TABLE_HUFFMAN]) < min(len(packed[H.TABLE_DELTA]), len(packed[4]))
+
+
+@settings(max_examples=150, deadline=None)
+@given(counts=st.lists(st.integers(0, 10_000), min_size=1, max_size=700), mode=st.sampled_from(["fixed", "huffman", "delta", "best"]))
+def test_table_modes_roundtrip(counts, mode):
+    L = H.code_lengths(np.asarray(counts, np.int64))
+    pack = {"fixed": H._pack_fixed, "huffman": H._pack_huffman, "delta": H._pack_delta, "best": H.pack_lengths}[mode]
+    data = pack(L)
+    assert np.array_equal(H.unpack_lengths(data, L.size), L)
+    assert len(H.pack_lengths(L)) <= len(data)
+
+
+def test_damaged_tables_rejected():
+    L = H.code_lengths(np.array([50, 20, 20, 5, 5, 1, 1, 0, 0, 3], np.int64))
+    for pack in (H._pack_huffman, H._pack_delta):
+        data = pack(L)
+        with pytest.raises(H.HuffmanError):
+            H.unpack_lengths(data + b"\x00", L.size)  # trailing byte
+        with pytest.raises(H.HuffmanError):
+            H.unpack_lengths(data[:-1], L.size)  # ends early
+        bad = 0
+        for i in range(1, len(data)):  # any single flipped bit: rejected, or decodes to other valid
+            for bit in range(8):  # lengths -- never silently the same table
+                d = bytearray(data)
+                d[i] ^= 1 << bit
+                try:
+                    out = H.unpack_lengths(bytes(d), L.size)
+                except H.HuffmanError:
+                    bad += 1
+                    continue
+                assert not np.array_equal(out, L)
+        assert bad > 0
+    with pytest.raises(H.HuffmanError, match="mode"):
+        H.unpack_lengths(bytes([0x90, 0]), 4)
