@@ -11,7 +11,7 @@ import torch
 
 from compression.sparse_format import decode_relative, encode_relative
 from experiments.speedup import kernels as K
-from experiments.speedup.bandwidth import csr_bytes, dense_bytes, relative_bytes
+from experiments.speedup.bandwidth import blocked_csr_bytes, csr_bytes, dense_bytes, relative_bytes
 from experiments.speedup.energy import DRAM_PJ, SRAM_PJ, inference_energy
 from experiments.speedup.layers import checkpoint_layers, linear_codebook, prepare_layer
 
@@ -122,6 +122,34 @@ def test_every_benchmarked_kernel_matches_dense(batch):
         _close(y.reshape(ref.shape), ref)
 
 
+@pytest.mark.parametrize("shape,density,block_cols,threads", [
+    ((33, 260), 0.08, 64, 1),       # several blocks, a partial last block
+    ((40, 100), 1.0, 7, 2),         # 100% density, block width not dividing the row, 2 row chunks
+    ((17, 90), 0.0, 16, 3),         # empty layer: every row empty
+    ((9, 50), 0.05, 1000, 1),       # one block wider than the layer: plain CSR order
+])
+def test_blocked_csr_matches_dense(shape, density, block_cols, threads):
+    import scipy.sparse as sp
+
+    m = sp.random(*shape, density=density, format="csr", dtype=np.float32, random_state=3)
+    m.indices = m.indices.astype(np.int32)
+    m.indptr = m.indptr.astype(np.int32)
+    B = K.BlockedCSR(m.indptr, m.indices, m.data, shape, block_cols=block_cols, n_threads=threads)
+    assert B.n_blocks == -(-shape[1] // block_cols)
+    assert B.indices.size == m.nnz and B.bptr.size == B.n_blocks * (shape[0] + 1)
+    for b in range(B.n_blocks):  # every entry of block b lies in block b's columns
+        lo, hi = B.bptr[b * (shape[0] + 1)], B.bptr[(b + 1) * (shape[0] + 1) - 1]
+        assert ((B.indices[lo:hi] // block_cols) == b).all()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape[1]).astype(np.float32)
+    X = rng.standard_normal((3, shape[1])).astype(np.float32)
+    dense = m.toarray().astype(np.float64)
+    _close(B.mv(x), dense @ x)
+    _close(B.mm(X), (dense @ X.T).T)
+    # bytes: CSR's values and int32 indices, one row-pointer array per block
+    assert blocked_csr_bytes(shape[0], shape[1], m.nnz, B.n_blocks, 1)["weight_bytes"] == B.nbytes
+
+
 def test_relative_chunks_are_row_aligned_and_cover_the_stream():
     rng = np.random.default_rng(5)
     labels, _ = _layer(rng, 64, 100, 0.1, 4, (10, 11, 12))
@@ -199,8 +227,9 @@ def test_command_end_to_end(tmp_path, monkeypatch):
     out = tmp_path / "speedup"
     assert cli.main(["--reps", "3", "--warmup", "1", "--batches", "1", "4", "--out", str(out), "--no-gpu"]) == 0
     rows = list(csv.DictReader(open(out / "timings.csv")))
-    assert {r["kernel"] for r in rows} == {"dense", "csr_torch", "csr_scipy", "csr_numba", "relative_numba"}
-    assert len(rows) == 2 * 2 * 2 * 5  # layers x batches x caches x kernels
+    assert {r["kernel"] for r in rows} == {"dense", "csr_torch", "csr_scipy", "csr_numba", "csr_blocked_numba",
+                                           "relative_numba"}
+    assert len(rows) == 2 * 2 * 2 * 6  # layers x batches x caches x kernels
     assert max(float(r["max_rel_err"]) for r in rows) < 1e-4
     for name in ("summary.csv", "layers.csv", "bandwidth.csv", "energy.csv", "fig9_speedup_cold.png",
                  "fig9_speedup_warm.pdf", "fig10_energy.png"):

@@ -110,7 +110,7 @@ def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], b
     from experiments.speedup.layers import PAPER_I7_US
 
     cpu = [r for r in rows if r["device"] == "cpu"]
-    kern = ["csr_torch", "csr_scipy", "csr_numba", "relative_numba"]
+    kern = ["csr_torch", "csr_scipy", "csr_numba", "csr_blocked_numba", "relative_numba"]
     lines = [f"CPU: {meta['cpu']['cpu_model']}, {meta['threads']} thread(s); streaming read bandwidth "
              f"{bw[0]['median_GBps']:.1f} GB/s (start), {bw[-1]['median_GBps']:.1f} GB/s (end); load average "
              f"{meta['load_avg_start'][0]:.2f} (start), {meta['load_avg_end'][0]:.2f} (end); "
@@ -120,9 +120,9 @@ def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], b
             sub = [r for r in cpu if r["cache"] == cache and r["batch"] == batch]
             lines += [f"**batch {batch}, {cache} cache** -- per-input time in us; speedup over dense "
                       f"(fraction of its bandwidth bound); compressed also vs torch CSR", "",
-                      "| layer | dense us | CSR torch/MKL | CSR scipy | CSR numba | compressed (numba) | "
-                      "bound CSR / compr. | paper i7 CSR |",
-                      "|---|---|---|---|---|---|---|---|"]
+                      "| layer | dense us | CSR torch/MKL | CSR scipy | CSR numba | CSR numba, col.-blocked | "
+                      "compressed (numba) | bound CSR / compr. | paper i7 CSR |",
+                      "|---|---|---|---|---|---|---|---|---|"]
             for n, l in dict.fromkeys((r["network"], r["layer"]) for r in sub):
                 get = {r["kernel"]: r for r in sub if (r["network"], r["layer"]) == (n, l)}
                 cells = [f"{n} {l}", f"{get['dense']['per_input_us']:.0f}"]
@@ -155,12 +155,14 @@ def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], b
             cells.append(f"{geomean(pv):.2f}x" if pv else "")
             lines += ["| " + " | ".join(cells) + " |", ""]
     lines += ["**fc6+fc7+fc8 summed, per input (us)**", "",
-              "| network | batch | cache | dense | CSR torch | CSR numba | compressed | compressed vs CSR torch |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| network | batch | cache | dense | CSR torch | CSR numba | CSR col.-blocked | compressed | "
+              "compressed vs CSR torch |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for cache, batch, net in dict.fromkeys((t["cache"], t["batch"], t["network"]) for t in totals):
         g = {t["kernel"]: t for t in totals if (t["cache"], t["batch"], t["network"]) == (cache, batch, net)}
         lines.append(f"| {net} | {batch} | {cache} | {g['dense']['per_input_us']:.0f} | "
                      f"{g['csr_torch']['per_input_us']:.0f} | {g['csr_numba']['per_input_us']:.0f} | "
+                     f"{g['csr_blocked_numba']['per_input_us']:.0f} | "
                      f"{g['relative_numba']['per_input_us']:.0f} | {g['relative_numba']['speedup_vs_csr_torch']:.2f}x |")
     return "\n".join(lines) + "\n"
 

@@ -4,7 +4,8 @@ Bytes one batch must move (each counted once, at the width actually stored):
 
 * dense fp32: ``out * in * 4``
 * CSR: values ``nnz * 4`` + column indices ``nnz * idx`` + row pointers ``(out + 1) * ptr``
-  (``idx``/``ptr``: 4 for the int32 arrays the benchmark uses)
+  (``idx``/``ptr``: 4 for the int32 arrays the benchmark uses); column-blocked CSR: the same
+  plus one row-pointer array per extra block
 * relative-index stream: ``entries * (symbol bytes + gap bytes)`` (1 + 1 as run) + the fp32
   codebook ``K * 4`` + the thread-chunk table (32 bytes per chunk)
 * every format also reads the input ``in * 4 * B`` and writes the output ``out * 4 * B``.
@@ -34,6 +35,13 @@ def dense_bytes(out_f: int, in_f: int, batch: int = 1) -> dict:
 
 def csr_bytes(out_f: int, in_f: int, nnz: int, batch: int = 1, idx_bytes: int = 4, ptr_bytes: int = 4) -> dict:
     w = nnz * FP32 + nnz * idx_bytes + (out_f + 1) * ptr_bytes
+    a = activation_bytes(out_f, in_f, batch)
+    return {"weight_bytes": w, "activation_bytes": a, "total_bytes": w + a}
+
+
+def blocked_csr_bytes(out_f: int, in_f: int, nnz: int, n_blocks: int, batch: int = 1) -> dict:
+    """CSR cut into ``n_blocks`` column blocks: int32 indices, ``n_blocks`` row-pointer arrays."""
+    w = nnz * FP32 + nnz * 4 + n_blocks * (out_f + 1) * 4
     a = activation_bytes(out_f, in_f, batch)
     return {"weight_bytes": w, "activation_bytes": a, "total_bytes": w + a}
 

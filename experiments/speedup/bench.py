@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 
 from experiments.speedup import kernels as K
-from experiments.speedup.bandwidth import csr_bytes, dense_bytes, relative_bytes
+from experiments.speedup.bandwidth import blocked_csr_bytes, csr_bytes, dense_bytes, relative_bytes
 
 FORMAT_OF = {"dense": "dense", "csr_torch": "csr", "csr_scipy": "csr", "csr_numba": "csr",
-             "relative_numba": "relative"}
+             "csr_blocked_numba": "csr_blocked", "relative_numba": "relative"}
 KERNEL_LABEL = {"dense": "dense (torch/MKL GEMV, GEMM)", "csr_torch": "CSR (torch/MKL sparse)",
                 "csr_scipy": "CSR (scipy)", "csr_numba": "CSR (numba)",
+                "csr_blocked_numba": "CSR, column-blocked (numba)",
                 "relative_numba": "compressed format (numba)"}
 
 
@@ -101,7 +102,8 @@ def stats_us(ts: np.ndarray) -> dict:
 
 
 def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator):
-    """(callables, inputs to re-read after a flush, reference output) for one layer/batch."""
+    """(callables, inputs to re-read after a flush, {"relative": RelativeLayer, "csr_blocked":
+    BlockedCSR}) for one layer/batch."""
     import scipy.sparse as sp
     import torch
 
@@ -111,6 +113,7 @@ def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator):
                                     torch.from_numpy(layer.data), size=(o, n))
     S = sp.csr_matrix((layer.data, layer.indices, layer.indptr), shape=(o, n))
     rel = K.RelativeLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, threads)
+    blk = K.BlockedCSR(layer.indptr, layer.indices, layer.data, layer.shape, batch=batch, n_threads=threads)
     ip, ix, dt = layer.indptr, layer.indices, layer.data
     if batch == 1:
         x = rng.standard_normal(n, dtype=np.float32)
@@ -120,6 +123,7 @@ def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator):
             "csr_torch": lambda: torch.mv(csr_t, xt),
             "csr_scipy": lambda: S @ x,
             "csr_numba": lambda: K.csr_mv(ip, ix, dt, x, o),
+            "csr_blocked_numba": lambda: blk.mv(x),
             "relative_numba": lambda: rel.mv(x),
         }
         touch = (x,)
@@ -131,10 +135,11 @@ def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator):
             "csr_torch": lambda: torch.mm(csr_t, Xt.t()).t(),
             "csr_scipy": lambda: (S @ np.ascontiguousarray(X.T)).T,
             "csr_numba": lambda: K.csr_mm(ip, ix, dt, X, o),
+            "csr_blocked_numba": lambda: blk.mm(X),
             "relative_numba": lambda: rel.mm(X),
         }
         touch = (X,)
-    return fns, touch, rel
+    return fns, touch, {"relative": rel, "csr_blocked": blk}
 
 
 def max_rel_err(y, ref) -> float:
@@ -143,9 +148,10 @@ def max_rel_err(y, ref) -> float:
     return float(np.abs(y - ref).max() / scale)
 
 
-def layer_bytes(layer, rel, batch: int) -> dict:
+def layer_bytes(layer, rel, batch: int, blocked=None) -> dict:
     o, n = layer.shape
     return {
+        "csr_blocked": blocked_csr_bytes(o, n, layer.nnz, blocked.n_blocks if blocked is not None else 1, batch),
         "dense": dense_bytes(o, n, batch),
         "csr": csr_bytes(o, n, layer.nnz, batch, layer.indices.itemsize, layer.indptr.itemsize),
         "relative": relative_bytes(o, n, layer.entries, layer.codebook.size, batch, layer.symbols.itemsize,
@@ -159,10 +165,10 @@ def bench_layer_cpu(layer, batch: int, threads: int, reps: int, warmup: int, cac
                     seed: int = 0) -> list[dict]:
     """All CPU kernels of one layer at one batch size; one row per (cache, kernel)."""
     rng = np.random.default_rng(seed)
-    fns, touch, rel = cpu_kernels(layer, batch, threads, rng)
+    fns, touch, objs = cpu_kernels(layer, batch, threads, rng)
     ref = np.asarray(fns["dense"]().numpy(), dtype=np.float64)  # each kernel is checked against dense
     errs = {k: max_rel_err(f(), ref) for k, f in fns.items()}
-    nbytes = layer_bytes(layer, rel, batch)
+    nbytes = layer_bytes(layer, objs["relative"], batch, objs["csr_blocked"])
     rows = []
     for cache in caches:
         load0 = os.getloadavg()[0]

@@ -10,7 +10,8 @@ from experiments.speedup.bench import geomean
 from experiments.speedup.layers import PAPER_I7_US
 
 BARS = [("csr_torch", "CSR, torch/MKL", "#4c72b0"), ("csr_scipy", "CSR, scipy", "#8fa8d0"),
-        ("csr_numba", "CSR, numba", "#55a868"), ("relative_numba", "compressed format, numba", "#c44e52")]
+        ("csr_numba", "CSR, numba", "#55a868"), ("csr_blocked_numba", "CSR column-blocked, numba", "#2d7a45"),
+        ("relative_numba", "compressed format, numba", "#c44e52")]
 PAPER_COLOR = "#999999"
 
 
