@@ -219,13 +219,31 @@ def test_energy_model():
     assert e["add_uJ"] == pytest.approx(10 * 0.9e-6)
 
 
+def test_energy_uses_our_newest_row(tmp_path):
+    from experiments.speedup.energy import our_network_rows
+
+    d = tmp_path / "lenet5"
+    d.mkdir()
+    layers = [{"name": "ip1", "nonzeros": 100, "entries": 120}, {"name": "ip2", "nonzeros": 10, "entries": 11}]
+    for run_id, size in (("20260101-000000-aaaaaa", 9000), ("20260102-000000-bbbbbb", 8000)):
+        (d / f"{run_id}.json").write_text(json.dumps({"run_id": run_id, "size": {"file_bytes": size},
+                                                      "layers": layers}))
+    rows = our_network_rows(tmp_path, [0.008])  # 8 KB SRAM: the 8,000-byte file fits
+    assert {r["name"] for r in rows} == {"LeNet-5"} and {r["run_id"] for r in rows} == {"20260102-000000-bbbbbb"}
+    dram, sram = sorted(rows, key=lambda r: r["sram_budget_mb"])
+    assert dram["bytes"] == 8000 and not dram["fits_sram"] and sram["fits_sram"]
+    # 2,000 32-bit reads from DRAM + 131 codebook reads (SRAM) + 110 adds
+    assert dram["total_uJ"] == pytest.approx((2000 * DRAM_PJ + 131 * SRAM_PJ + 110 * 0.9) * 1e-6)
+
+
 def test_command_end_to_end(tmp_path, monkeypatch):
     from experiments.speedup import __main__ as cli
     from experiments.speedup import layers
 
     monkeypatch.setattr(layers, "PAPER_LAYERS", [("alexnet", "fc8", 40, 300, 0.25, 4), ("vgg16", "fc7", 30, 260, 0.04, 5)])
     out = tmp_path / "speedup"
-    assert cli.main(["--reps", "3", "--warmup", "1", "--batches", "1", "4", "--out", str(out), "--no-gpu"]) == 0
+    assert cli.main(["--reps", "3", "--warmup", "1", "--batches", "1", "4", "--out", str(out), "--no-gpu",
+                     "--runs", str(tmp_path / "no-rows")]) == 0
     rows = list(csv.DictReader(open(out / "timings.csv")))
     assert {r["kernel"] for r in rows} == {"dense", "csr_torch", "csr_scipy", "csr_numba", "csr_blocked_numba",
                                            "relative_numba"}

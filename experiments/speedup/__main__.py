@@ -36,6 +36,8 @@ def parse_args(argv=None):
                    help="state_dict / Lightning checkpoint of a pruned AlexNet or VGG-16 (else random masks)")
     p.add_argument("--sram-mb", type=float, nargs="+", default=[8.0, 32.0], help="on-chip SRAM budgets, MB")
     p.add_argument("--out", default="results/speedup")
+    p.add_argument("--runs", default="results/runs",
+                   help="experiment rows whose compressed files' sizes join the energy estimate")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 64])
     p.add_argument("--caches", nargs="+", default=["cold", "warm"], choices=["cold", "warm"])
     p.add_argument("--layers", nargs="*", default=None, help="subset, e.g. alexnet.fc6 vgg16.fc8")
@@ -277,7 +279,7 @@ def main(argv=None) -> int:
         r["cpu_model"] = meta["cpu"]["cpu_model"]
 
     summary = summarize(rows)
-    e_rows = energy.network_rows(args.sram_mb)
+    e_rows = energy.network_rows(args.sram_mb) + energy.our_network_rows(args.runs, args.sram_mb)
     stacks = []
     for net in dict.fromkeys(L["network"] for L in layer_info):
         ls = [L for L in layer_info if L["network"] == net]

@@ -53,6 +53,36 @@ def network_rows(sram_mb: list[float]) -> list[dict]:
     return rows
 
 
+EXPERIMENT_NAMES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5", "alexnet": "AlexNet", "vgg16": "VGG-16"}
+
+
+def our_network_rows(runs_dir, sram_mb: list[float]) -> list[dict]:
+    """Per network, our newest experiment row under ``runs_dir`` (results/runs/<experiment>/):
+    its compressed file's real size on disk, non-zeros and stored entries (fillers included)."""
+    import json
+    from pathlib import Path
+
+    rows = []
+    for exp, name in EXPERIMENT_NAMES.items():
+        found = []
+        for p in sorted(Path(runs_dir, exp).glob("*.json")):
+            r = json.loads(p.read_text())
+            if r.get("size", {}).get("file_bytes") and r.get("layers"):
+                found.append(r)
+        if not found:
+            continue
+        r = max(found, key=lambda r: r["run_id"])
+        kept = sum(l.get("nonzeros", 0) for l in r["layers"])
+        entries = sum(l.get("entries", 0) for l in r["layers"])
+        for budget in [None, *sram_mb]:
+            e = inference_energy(r["size"]["file_bytes"], kept, entries, None if budget is None else budget * MB, True)
+            rows.append({"scope": "network", "name": name, "format": "compressed (ours)",
+                         "bytes": r["size"]["file_bytes"], "run_id": r["run_id"],
+                         "storage_only": bool(r.get("storage_only")),
+                         "sram_budget_mb": budget if budget is not None else 0, **e})
+    return rows
+
+
 def layer_rows(layers: list[dict], sram_mb: list[float]) -> list[dict]:
     """Per benchmarked fc layer: the formats as stored by the benchmark (see ``bandwidth``)."""
     rows = []

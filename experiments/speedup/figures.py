@@ -96,7 +96,7 @@ def energy_figure(rows: list[dict], out: Path, sram_mb: list[float]) -> list[Pat
     each SRAM budget; (b) the same for each network's fc6-fc8 in the benchmark's formats."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(14, 6.2))
-    for ax, scope, fmts in ((axes[0], "network", ["dense fp32", "compressed (DC)"]),
+    for ax, scope, fmts in ((axes[0], "network", ["dense fp32", "compressed (DC)", "compressed (ours)"]),
                             (axes[1], "fc stack", ["dense fp32", "CSR fp32+int32", "relative uint8+uint8 (as run)",
                                                    "relative packed bits"])):
         sub = [r for r in rows if r["scope"] == scope]
@@ -113,19 +113,21 @@ def energy_figure(rows: list[dict], out: Path, sram_mb: list[float]) -> list[Pat
         for j, (label, f, b) in enumerate(series):
             vals, fits = [], []
             for n in names:
-                r = next(r for r in sub if r["name"] == n and r["format"] == f and r["sram_budget_mb"] == b)
-                vals.append(r["total_uJ"])
-                fits.append(r["fits_sram"])
+                r = next((r for r in sub if r["name"] == n and r["format"] == f and r["sram_budget_mb"] == b), None)
+                vals.append(r["total_uJ"] if r else np.nan)  # no row of ours for this network: no bar
+                fits.append(bool(r and r["fits_sram"]))
             pos = xs - 0.425 + width * (j + 0.5)
             ax.bar(pos, vals, width, label=label, color=cmap(j))
             if b:
                 for p, v, ok in zip(pos, vals, fits):
+                    if np.isnan(v):
+                        continue
                     ax.text(p, v * 1.1, "fits" if ok else "DRAM", ha="center", va="bottom", fontsize=5,
                             rotation=90)
         ax.set_yscale("log")
         ax.set_xticks(xs, names, fontsize=8)
         ax.set_ylabel("weight-fetch + add energy per inference (µJ)")
-        ax.set_title("whole networks, DC Table 1 sizes" if scope == "network"
+        ax.set_title("whole networks: DC Table 1 sizes and our files (results/runs)" if scope == "network"
                      else "fc6+fc7+fc8 as benchmarked", fontsize=10)
         ax.grid(axis="y", which="both", alpha=0.3)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
