@@ -10,6 +10,8 @@ Reads ``<runs>/**/*.json`` (docs/results_row.md) and writes, each file atomicall
     table3_lenet5.*     per-layer LeNet-5 (DC Table 3)
     table4_alexnet.*    per-layer AlexNet (DC Table 4)
     table5_vgg16.*      per-layer VGG-16 (DC Table 5)
+    seeds.*             run-to-run spread: every complete row with the chosen row's config except
+                        the seed (mean, standard deviation, min, max per network)
 
 Row choice rule (also in docs/tables.md). For each network (lenet300, lenet5, alexnet, vgg16):
 
@@ -478,11 +480,78 @@ def layer_table(net: str, ch: Choice, runs_dir: str = "results/runs") -> Table:
 # ----------------------------------------------------------------------------------------------
 # Entry point
 # ----------------------------------------------------------------------------------------------
+def _config_without_seed(row: dict) -> str:
+    cfg = {k: v for k, v in (row.get("config") or {}).items() if k not in ("seed", "paths", "logger", "run_id")}
+    return json.dumps(cfg, sort_keys=True, default=str)
+
+
+def seed_rows(rows: list[tuple[Path, dict]], choice: Choice) -> list[dict]:
+    """The complete, clean default-experiment rows that differ from the chosen row only in the seed."""
+    if choice.kind != "complete":
+        return []
+    exp, key = choice.row.get("experiment"), _config_without_seed(choice.row)
+    out = [r for rel, r in rows if len(rel.parts) == 2 and rel.parts[0] == exp and r.get("experiment") == exp
+           and r.get("git_dirty") is False and is_complete(r) and not is_smoke(r) and _config_without_seed(r) == key]
+    return sorted(out, key=lambda r: str(r["run_id"]))
+
+
+def seeds_table(rows: list[tuple[Path, dict]], choices: dict[str, Choice]) -> Table:
+    import statistics
+
+    def stat(xs, fmt):
+        if not xs:
+            return NA, [None] * 4
+        m = statistics.fmean(xs)
+        sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
+        return (f"{fmt(m)} ± {fmt(sd).lstrip('+')} ({fmt(min(xs))} to {fmt(max(xs))})" if len(xs) > 1 else fmt(m)), \
+            [m, sd, min(xs), max(xs)]
+
+    quantities = [
+        ("dense top-1 err %", lambda r: _get(r, "metrics", "dense/top1_err"), lambda v: f"{v:.2f}"),
+        ("pruned − dense, points", lambda r: _diff(r, "pruned"), lambda v: f"{v:+.2f}"),
+        ("compressed − dense, points", lambda r: _diff(r, "compressed"), lambda v: f"{v:+.2f}"),
+        ("P+Q+H rate (×)", lambda r: _get(r, "ratio", "pqh"), lambda v: f"{v:.1f}"),
+    ]
+    lines, csv_lines, notes = [], [], []
+    for net in pv.NETWORKS:
+        rs = seed_rows(rows, choices[net])
+        if not rs:
+            continue
+        cells, nums = [], []
+        for _, get, fmt in quantities:
+            xs = [float(v) for v in (get(r) for r in rs) if v is not None]
+            c, n = stat(xs, fmt)
+            cells.append(c)
+            nums += n
+        seeds = ", ".join(str(r.get("seed")) for r in rs)
+        lines.append([pv.NETWORKS[net]["name"], f"{len(rs)} (seeds {seeds})", *cells])
+        csv_lines.append([net, len(rs), seeds, *nums])
+        notes.append(f"{pv.NETWORKS[net]['name']}: runs " + ", ".join(f"`{r['run_id']}`" for r in rs) + ".")
+    notes.append("Each line: every clean, complete row of the network's default experiment whose config equals "
+                 "the Table 1 row's except for the seed; mean ± sample standard deviation (min to max). "
+                 "Thread count and hardware also change the trajectory, so one seed is not bit-reproducible "
+                 "across machines.")
+    return Table(
+        stem="seeds", title="Run-to-run spread over seeds (ours)",
+        columns=["network", "runs", *[q[0] for q in quantities]], lines=lines, notes=notes,
+        csv_columns=["network", "runs", "seeds", *[f"{a}_{b}" for a in ("dense_err", "pruned_minus_dense",
+                                                                            "compressed_minus_dense", "ratio_pqh")
+                                                   for b in ("mean", "std", "min", "max")]],
+        csv_lines=csv_lines)
+
+
+def _diff(row: dict, stage: str):
+    a, b = _get(row, "metrics", f"{stage}/top1_err"), _get(row, "metrics", "dense/top1_err")
+    return None if a is None or b is None else float(a) - float(b)
+
+
 def build_tables(runs_dir: str | Path) -> list[Table]:
     runs_dir = Path(runs_dir)
-    choices = choose_rows(load_rows(runs_dir))
+    rows = load_rows(runs_dir)
+    choices = choose_rows(rows)
     shown = str(runs_dir).rstrip("/")
-    return [table1(choices, shown), *(layer_table(net, choices[net], shown) for net in pv.NETWORKS)]
+    return [table1(choices, shown), *(layer_table(net, choices[net], shown) for net in pv.NETWORKS),
+            seeds_table(rows, choices)]
 
 
 def write_tables(runs_dir: str | Path, out_dir: str | Path) -> list[Path]:

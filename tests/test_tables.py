@@ -142,7 +142,7 @@ def test_storage_only_and_not_run_layer_tables(runs, tmp_path):
 def test_cli_writes_every_file_atomically(runs, tmp_path):
     out = tmp_path / "tables"
     assert tables.main(["--runs", str(runs), "--out", str(out)]) == 0
-    stems = ["table1", "table2_lenet300", "table3_lenet5", "table4_alexnet", "table5_vgg16"]
+    stems = ["table1", "table2_lenet300", "table3_lenet5", "table4_alexnet", "table5_vgg16", "seeds"]
     expected = sorted(f"{s}.{e}" for s in stems for e in ("md", "csv", "tex"))
     assert sorted(p.name for p in out.iterdir()) == expected  # no temp files left behind
     assert "not run" in (out / "table5_vgg16.md").read_text()
@@ -161,3 +161,34 @@ def test_paper_values_match_spec():
     assert pv.DC_TABLE1["vgg16"]["top5_compressed"] == 10.91 and pv.LWC_PRUNING["alexnet"]["top1_pruned"] == 42.77
     tot = pv.layer_numbers("alexnet")[-1]
     assert (tot["density"], tot["ratio_p"], tot["pct_pqh"], tot["ratio_pqh"]) == (0.11, 9.0, 2.88, 35.0)
+
+
+def test_seed_spread(tmp_path):
+    r = tmp_path / "runs"
+    cfg = {"seed": 0, "prune": {"rounds": 5}, "paths": {"root_dir": "/a"}}
+    errs = {0: (10.0, 10.2, 40.0), 1: (10.4, 10.4, 38.0), 2: (9.9, 10.4, 39.0)}  # dense, compressed, rate
+    for seed, (d, c, rate) in errs.items():
+        run_id = f"2026010{seed + 1}-000000-aaaaa{seed}"
+        _write(r, f"lenet300/{run_id}.json", {
+            **LENET300, "run_id": run_id, "seed": seed,
+            "config": {**cfg, "seed": seed, "paths": {"root_dir": f"/machine{seed}"}},
+            "metrics": {"dense/top1_err": d, "compressed/top1_err": c}, "ratio": {"pqh": rate}})
+    # same seed spread but another config (more rounds), and a dirty row: not in the group
+    _write(r, "lenet300/20260105-000000-bbbbbb.json", {**LENET300, "run_id": "20260105-000000-bbbbbb",
+                                                        "config": {**cfg, "prune": {"rounds": 3}}})
+    _write(r, "lenet300/20260106-000000-cccccc.json", {**LENET300, "run_id": "20260106-000000-cccccc",
+                                                        "config": cfg, "git_dirty": True})
+    rows = tables.load_rows(r)
+    choices = tables.choose_rows(rows)
+    assert choices["lenet300"].row["run_id"] == "20260105-000000-bbbbbb"  # latest: the 3-round config, alone
+    assert len(tables.seed_rows(rows, choices["lenet300"])) == 1
+    choices["lenet300"] = tables.Choice("lenet300", rows[0][1], "complete")  # a 5-round row
+    group = tables.seed_rows(rows, choices["lenet300"])
+    assert [g["seed"] for g in group] == [0, 1, 2]
+    t = tables.seeds_table(rows, choices)
+    (line,) = t.csv_lines
+    # compressed - dense: +0.2, 0.0, +0.5 -> mean 0.2333, sample std 0.2517, min 0, max 0.5
+    i = t.csv_columns.index("compressed_minus_dense_mean")
+    assert line[i:i + 4] == pytest.approx([0.7 / 3, 0.2516611, 0.0, 0.5], abs=1e-6)
+    assert line[1] == 3 and line[2] == "0, 1, 2"
+    assert "+0.23 ± 0.25 (+0.00 to +0.50)" in t.markdown()
