@@ -21,7 +21,7 @@ test: venv
 test-slow: venv
 	$(PY) -m pytest -q -m slow tests
 
-# The paper's curves on Fashion-MNIST (hours on 2 cores), exactly as the committed sweep rows were
+# The paper's curves on Fashion-MNIST (hours on 2 cores), with the settings the committed sweep rows were
 # made: the two experiment runs, then every sweep in conf/sweep/ (finished jobs are skipped), then
 # the figures. LeNet-5 jobs train a quarter epoch per epoch (its epochs are ~8x slower here).
 L5 := trainer.limit_train_batches=0.25
