@@ -421,6 +421,8 @@ def _load(path) -> tuple[dict, memoryview, str, int]:
     try:
         header = json.loads(data[_PREFIX.size:_PREFIX.size + hlen].decode("utf-8"))
         sections = _validate_header(header)
+        if header["v"] != version:
+            raise ValueError(f"header says version {header['v']}, the file prefix {version}")
     except (UnicodeDecodeError, ValueError) as e:
         raise CompressedFileError(f"{p}: invalid header ({e})") from None
     payload = memoryview(data)[_PREFIX.size + hlen:-_DIGEST]

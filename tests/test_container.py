@@ -157,10 +157,10 @@ def test_consistent_but_lying_header_is_rejected(tmp_path):
     hlen = struct.unpack_from("<I", data, 10)[0]
     header = json.loads(data[22:22 + hlen])
 
-    def rebuild(h):
+    def rebuild(h, version=container.FORMAT_VERSION):
         hb = json.dumps(h, separators=(",", ":")).encode()
         body = data[22 + hlen:-32]
-        prefix = struct.pack("<8sHIQ", container.MAGIC, 1, len(hb), 22 + len(hb) + len(body) + 32)
+        prefix = struct.pack("<8sHIQ", container.MAGIC, version, len(hb), 22 + len(hb) + len(body) + 32)
         blob = prefix + hb + body
         out = tmp_path / "lie.dcz"
         out.write_bytes(blob + hashlib.sha256(blob).digest())
@@ -174,6 +174,8 @@ def test_consistent_but_lying_header_is_rejected(tmp_path):
     h["layers"][0]["shape"] = [4, 2, 3, 2]  # fewer weights than the entries reach (72 -> 48)
     with pytest.raises(CompressedFileError, match="past the end"):
         read_compressed(rebuild(h))
+    with pytest.raises(CompressedFileError, match="version"):  # a format-2 header behind a format-1 prefix
+        read_compressed(rebuild(json.loads(json.dumps(header)), version=1))
     h = json.loads(json.dumps(header))
     h["layers"][0]["w"][0] += 8  # stream one byte longer than the payload holds
     with pytest.raises(CompressedFileError, match="payload bytes"):
