@@ -447,6 +447,12 @@ class BlockedCSR:
             block_cols = max(64, (l1d_bytes() // 2) // (4 * max(1, batch)))
         self.shape, self.block_cols = (o, n), int(block_cols)
         self.n_blocks = max(1, -(-n // self.block_cols))
+        self.n_chunks = max(1, int(n_threads))
+        if self.n_blocks == 1 and np.asarray(indptr).dtype == np.int32:  # one block is the CSR itself:
+            self.bptr = np.ascontiguousarray(indptr)                     # share the arrays, no copy
+            self.indices = np.ascontiguousarray(indices, dtype=np.int32)
+            self.data = np.ascontiguousarray(data, dtype=np.float32)
+            return
         indptr = np.asarray(indptr, np.int64)
         indices = np.asarray(indices, np.int32)
         rows = np.repeat(np.arange(o, dtype=np.int64), np.diff(indptr))
@@ -462,15 +468,19 @@ class BlockedCSR:
         if bptr.max(initial=0) >= 2**31:
             raise ValueError("too many non-zeros for int32 row pointers")
         self.bptr = np.ascontiguousarray(bptr.astype(np.int32).reshape(-1))
-        self.n_chunks = max(1, int(n_threads))
 
     def mv(self, x: np.ndarray) -> np.ndarray:
+        if self.n_blocks == 1:  # one block is plain CSR (same arrays): use that kernel
+            return _csr_mv(self.bptr, self.indices, self.data, x, self.shape[0])
         return _bcsr_mv(self.bptr, self.indices, self.data, x, self.shape[0], self.n_blocks, self.n_chunks)
 
     def mm(self, X: np.ndarray) -> np.ndarray:
         nb = X.shape[0]
         xt = np.ascontiguousarray(X.T).reshape(-1)
-        yt = _bcsr_mm(self.bptr, self.indices, self.data, xt, nb, self.shape[0], self.n_blocks, self.n_chunks)
+        if self.n_blocks == 1:
+            yt = _csr_mm(self.bptr, self.indices, self.data, xt, nb, self.shape[0])
+        else:
+            yt = _bcsr_mm(self.bptr, self.indices, self.data, xt, nb, self.shape[0], self.n_blocks, self.n_chunks)
         return yt.reshape(self.shape[0], nb).T
 
     @property
