@@ -254,6 +254,7 @@ def test_command_end_to_end(tmp_path, monkeypatch):
         assert (out / name).is_file(), name
     meta = json.loads((out / "meta.json").read_text())
     assert meta["threads"] == 1 and "load_avg_end" in meta and meta["gpu"].startswith("skipped")
+    assert len(meta["git_commit"]) == 40 and meta["git_dirty"] in (True, False)
 
 
 def test_checkpoint_layers_find_alexnet_fc_layers(tmp_path):

@@ -190,6 +190,14 @@ def print_table(rows: list[dict], summary: list[dict]) -> None:
             print("geomean".ljust(14) + "".join(c.rjust(26) for c in cells))
 
 
+def _git() -> dict:
+    """The commit the benchmark ran from, and whether its code differed from it (as in result rows)."""
+    from experiments.results import git_info
+
+    g = git_info(Path(__file__).resolve().parents[2])
+    return {"git_commit": g.get("git_commit"), "git_dirty": g.get("git_dirty")}
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch
@@ -216,7 +224,7 @@ def main(argv=None) -> int:
         "numba_threading_layer": None, "reps_batch1": args.reps, "reps_larger_batch": reps_batch,
         "warmup": args.warmup, "caches": args.caches, "batches": args.batches, "seed": args.seed,
         "weights": f"checkpoint:{args.checkpoint}" if args.checkpoint else "random masks at the paper's densities",
-        "cpu": bench.cpu_info(), "load_avg_start": load_start,
+        "cpu": bench.cpu_info(), "load_avg_start": load_start, **_git(),
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
                      "scipy": scipy.__version__, "numba": numba.__version__},
         "torch_mkl": torch.backends.mkl.is_available(),
