@@ -271,26 +271,53 @@ class RelativeLayer:
 
 
 # --------------------------------------------------------------------------- CSR (numba)
+@njit(inline="always", **_JIT)
+def _row_dot(indices, data, x, k, end):
+    a0 = np.float32(0.0)
+    a1 = np.float32(0.0)
+    a2 = np.float32(0.0)
+    a3 = np.float32(0.0)
+    while k + 4 <= end:
+        a0 += data[_u(k)] * x[_u(indices[_u(k)])]
+        a1 += data[_u(k + 1)] * x[_u(indices[_u(k + 1)])]
+        a2 += data[_u(k + 2)] * x[_u(indices[_u(k + 2)])]
+        a3 += data[_u(k + 3)] * x[_u(indices[_u(k + 3)])]
+        k += 4
+    while k < end:
+        a0 += data[_u(k)] * x[_u(indices[_u(k)])]
+        k += 1
+    return (a0 + a1) + (a2 + a3)
+
+
+@njit(inline="always", **_JIT)
+def _row_mm(indices, data, xt, yt, yb, k, end, nb):
+    """``yt[yb:yb+nb] += sum_k data[k] * X^T[indices[k], :]`` over one row's entries ``k..end``."""
+    while k + 4 <= end:
+        w0 = data[_u(k)]
+        w1 = data[_u(k + 1)]
+        w2 = data[_u(k + 2)]
+        w3 = data[_u(k + 3)]
+        x0 = np.int64(indices[_u(k)]) * nb
+        x1 = np.int64(indices[_u(k + 1)]) * nb
+        x2 = np.int64(indices[_u(k + 2)]) * nb
+        x3 = np.int64(indices[_u(k + 3)]) * nb
+        for j in range(nb):
+            yt[_u(yb + j)] += (w0 * xt[_u(x0 + j)] + w1 * xt[_u(x1 + j)]) \
+                + (w2 * xt[_u(x2 + j)] + w3 * xt[_u(x3 + j)])
+        k += 4
+    while k < end:
+        w0 = data[_u(k)]
+        x0 = np.int64(indices[_u(k)]) * nb
+        for j in range(nb):
+            yt[_u(yb + j)] += w0 * xt[_u(x0 + j)]
+        k += 1
+
+
 @njit(parallel=True, **_JIT)
 def _csr_mv(indptr, indices, data, x, n_out):
     y = np.empty(n_out, np.float32)
     for r in prange(n_out):
-        a0 = np.float32(0.0)
-        a1 = np.float32(0.0)
-        a2 = np.float32(0.0)
-        a3 = np.float32(0.0)
-        k = np.int64(indptr[_u(r)])
-        end = np.int64(indptr[_u(r + 1)])
-        while k + 4 <= end:
-            a0 += data[_u(k)] * x[_u(indices[_u(k)])]
-            a1 += data[_u(k + 1)] * x[_u(indices[_u(k + 1)])]
-            a2 += data[_u(k + 2)] * x[_u(indices[_u(k + 2)])]
-            a3 += data[_u(k + 3)] * x[_u(indices[_u(k + 3)])]
-            k += 4
-        while k < end:
-            a0 += data[_u(k)] * x[_u(indices[_u(k)])]
-            k += 1
-        y[_u(r)] = (a0 + a1) + (a2 + a3)
+        y[_u(r)] = _row_dot(indices, data, x, np.int64(indptr[_u(r)]), np.int64(indptr[_u(r + 1)]))
     return y
 
 
@@ -298,28 +325,7 @@ def _csr_mv(indptr, indices, data, x, n_out):
 def _csr_mm(indptr, indices, data, xt, nb, n_out):
     yt = np.zeros(n_out * nb, np.float32)
     for r in prange(n_out):
-        base = r * nb
-        k = np.int64(indptr[_u(r)])
-        end = np.int64(indptr[_u(r + 1)])
-        while k + 4 <= end:
-            w0 = data[_u(k)]
-            w1 = data[_u(k + 1)]
-            w2 = data[_u(k + 2)]
-            w3 = data[_u(k + 3)]
-            x0 = np.int64(indices[_u(k)]) * nb
-            x1 = np.int64(indices[_u(k + 1)]) * nb
-            x2 = np.int64(indices[_u(k + 2)]) * nb
-            x3 = np.int64(indices[_u(k + 3)]) * nb
-            for b in range(nb):
-                yt[_u(base + b)] += (w0 * xt[_u(x0 + b)] + w1 * xt[_u(x1 + b)]) \
-                    + (w2 * xt[_u(x2 + b)] + w3 * xt[_u(x3 + b)])
-            k += 4
-        while k < end:
-            w0 = data[_u(k)]
-            x0 = np.int64(indices[_u(k)]) * nb
-            for b in range(nb):
-                yt[_u(base + b)] += w0 * xt[_u(x0 + b)]
-            k += 1
+        _row_mm(indices, data, xt, yt, r * nb, np.int64(indptr[_u(r)]), np.int64(indptr[_u(r + 1)]), nb)
     return yt
 
 
@@ -362,24 +368,6 @@ def l1d_bytes(default: int = 32 << 10) -> int:
     return default
 
 
-@njit(inline="always", **_JIT)
-def _row_dot(indices, data, x, k, end):
-    a0 = np.float32(0.0)
-    a1 = np.float32(0.0)
-    a2 = np.float32(0.0)
-    a3 = np.float32(0.0)
-    while k + 4 <= end:
-        a0 += data[_u(k)] * x[_u(indices[_u(k)])]
-        a1 += data[_u(k + 1)] * x[_u(indices[_u(k + 1)])]
-        a2 += data[_u(k + 2)] * x[_u(indices[_u(k + 2)])]
-        a3 += data[_u(k + 3)] * x[_u(indices[_u(k + 3)])]
-        k += 4
-    while k < end:
-        a0 += data[_u(k)] * x[_u(indices[_u(k)])]
-        k += 1
-    return (a0 + a1) + (a2 + a3)
-
-
 @njit(parallel=True, **_JIT)
 def _bcsr_mv(bptr, indices, data, x, n_out, n_blocks, n_chunks):
     y = np.zeros(n_out, np.float32)
@@ -404,28 +392,8 @@ def _bcsr_mm(bptr, indices, data, xt, nb, n_out, n_blocks, n_chunks):
         for b in range(n_blocks):
             base = b * stride
             for r in range(r0, r1):
-                yb = r * nb
-                k = np.int64(bptr[_u(base + r)])
-                end = np.int64(bptr[_u(base + r + 1)])
-                while k + 4 <= end:
-                    w0 = data[_u(k)]
-                    w1 = data[_u(k + 1)]
-                    w2 = data[_u(k + 2)]
-                    w3 = data[_u(k + 3)]
-                    x0 = np.int64(indices[_u(k)]) * nb
-                    x1 = np.int64(indices[_u(k + 1)]) * nb
-                    x2 = np.int64(indices[_u(k + 2)]) * nb
-                    x3 = np.int64(indices[_u(k + 3)]) * nb
-                    for j in range(nb):
-                        yt[_u(yb + j)] += (w0 * xt[_u(x0 + j)] + w1 * xt[_u(x1 + j)]) \
-                            + (w2 * xt[_u(x2 + j)] + w3 * xt[_u(x3 + j)])
-                    k += 4
-                while k < end:
-                    w0 = data[_u(k)]
-                    x0 = np.int64(indices[_u(k)]) * nb
-                    for j in range(nb):
-                        yt[_u(yb + j)] += w0 * xt[_u(x0 + j)]
-                    k += 1
+                _row_mm(indices, data, xt, yt, r * nb, np.int64(bptr[_u(base + r)]),
+                        np.int64(bptr[_u(base + r + 1)]), nb)
     return yt
 
 
