@@ -26,8 +26,8 @@ AMD Zen 4 CPU (measured while writing these kernels):
   which costs ~3 instructions per access and doubled the run time of these loops.
 
 The compressed-format loop reads 8 entries at a time: the 8 uint8 gaps are one little-endian
-64-bit load of the same bytes, and the 8 positions come out of one SWAR multiply: ``((g + 0x0101..01) * 0x0101..01)`` holds the running sums of
-``gap + 1`` in its bytes. That is exact while 8 distances fit in a byte (index_bits <= 5;
+64-bit load of the same bytes, and the 8 positions come out of one SWAR multiply:
+``((g + 0x0101..01) * 0x0101..01)`` holds the running sums of ``gap + 1`` in its bytes. That is exact while 8 distances fit in a byte (index_bits <= 5;
 for 5 bits the one overflowing word, eight maximal gaps, takes the scalar path); wider gaps
 use the scalar path throughout. Words that cross a row boundary also take the scalar path.
 The 8 symbols are read as 8 byte loads rather than extracted from a 64-bit word: the load
