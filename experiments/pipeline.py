@@ -31,7 +31,7 @@ from experiments.classifier import LitClassifier
 from experiments.config import per_layer, validate
 from experiments.errors import UserError
 from experiments.models import build_model, param_counts, prunable_layers
-from experiments.results import git_info, new_run_id, row_dir, write_row
+from experiments.results import git_info, new_run_id, result_relevant, row_dir, write_row
 
 from experiments.encode import encode_stage  # noqa: E402  (not lazily: a long run must not pick up edited code at its end)
 
@@ -100,10 +100,10 @@ class Run:
 
         A folder whose start config is unknown (checkpoints but no config.json) is not resumed either.
         """
-        new_cfg = _result_relevant(self.row["config"])
+        new_cfg = result_relevant(self.row["config"])
         if self.progress.has_anything():
             old = self.progress.started_config()
-            old_cfg = None if old is None else _result_relevant(old)
+            old_cfg = None if old is None else result_relevant(old)
             if json.dumps(old_cfg, sort_keys=True, default=str) != json.dumps(new_cfg, sort_keys=True, default=str):
                 moved = self.progress.archive(time.strftime("%Y%m%d-%H%M%S"))
                 log.warning("%s holds a run with another config: starting a new run (old one moved to %s)",
@@ -195,14 +195,6 @@ class Run:
         e = {"name": name}
         self.row["layers"].append(e)
         return e
-
-
-def _result_relevant(config: dict) -> dict:
-    """The config minus what cannot change the results (where files go, logging, progress bars)."""
-    cfg = {k: v for k, v in config.items() if k not in ("paths", "logger", "run_id", "write_row")}
-    cfg["trainer"] = {k: v for k, v in cfg.get("trainer", {}).items()
-                      if k not in ("enable_progress_bar", "log_every_n_steps")}
-    return cfg
 
 
 # -- stages ----------------------------------------------------------------------------------

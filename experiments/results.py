@@ -37,6 +37,14 @@ def git_info(root: str | Path) -> dict[str, Any]:
     return {"git_commit": head.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
 
 
+def result_relevant(config: dict) -> dict:
+    """The config minus what cannot change the results (where files go, logging, progress bars)."""
+    cfg = {k: v for k, v in config.items() if k not in ("paths", "logger", "run_id", "write_row")}
+    cfg["trainer"] = {k: v for k, v in cfg.get("trainer", {}).items()
+                      if k not in ("enable_progress_bar", "log_every_n_steps")}
+    return cfg
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename: never a partial file."""
     from compression.container import atomic_write

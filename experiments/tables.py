@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from experiments import paper_values as pv
-from experiments.results import atomic_write_bytes
+from experiments.results import atomic_write_bytes, result_relevant
 
 DATASET_NAMES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "mnist_sample": "MNIST sample (5,000 digits)",
                  "imagenet": "ImageNet", "fake_imagenet": "fake ImageNet (random images)", "none": "no data"}
@@ -481,7 +481,8 @@ def layer_table(net: str, ch: Choice, runs_dir: str = "results/runs") -> Table:
 # Entry point
 # ----------------------------------------------------------------------------------------------
 def _config_without_seed(row: dict) -> str:
-    cfg = {k: v for k, v in (row.get("config") or {}).items() if k not in ("seed", "paths", "logger", "run_id")}
+    cfg = result_relevant(row.get("config") or {})
+    cfg.pop("seed", None)
     return json.dumps(cfg, sort_keys=True, default=str)
 
 

@@ -226,8 +226,9 @@ def test_energy_uses_our_newest_row(tmp_path):
     d.mkdir()
     layers = [{"name": "ip1", "nonzeros": 100, "entries": 120}, {"name": "ip2", "nonzeros": 10, "entries": 11}]
     for run_id, size in (("20260101-000000-aaaaaa", 9000), ("20260102-000000-bbbbbb", 8000)):
-        (d / f"{run_id}.json").write_text(json.dumps({"run_id": run_id, "size": {"file_bytes": size},
-                                                      "layers": layers}))
+        (d / f"{run_id}.json").write_text(json.dumps({
+            "run_id": run_id, "experiment": "lenet5", "model": "lenet5", "git_dirty": False,
+            "metrics": {"compressed/top1_err": 9.0}, "size": {"file_bytes": size}, "layers": layers}))
     rows = our_network_rows(tmp_path, [0.008])  # 8 KB SRAM: the 8,000-byte file fits
     assert {r["name"] for r in rows} == {"LeNet-5"} and {r["run_id"] for r in rows} == {"20260102-000000-bbbbbb"}
     dram, sram = sorted(rows, key=lambda r: r["sram_budget_mb"])

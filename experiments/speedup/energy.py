@@ -53,30 +53,27 @@ def network_rows(sram_mb: list[float]) -> list[dict]:
     return rows
 
 
-EXPERIMENT_NAMES = {"lenet300": "LeNet-300-100", "lenet5": "LeNet-5", "alexnet": "AlexNet", "vgg16": "VGG-16"}
-
-
 def our_network_rows(runs_dir, sram_mb: list[float]) -> list[dict]:
-    """Per network, our newest experiment row under ``runs_dir`` (results/runs/<experiment>/):
-    its compressed file's real size on disk, non-zeros and stored entries (fillers included)."""
-    import json
+    """Per network, the row Table 1 uses (``experiments.tables.choose_rows``: the newest clean,
+    complete -- else storage-only -- experiment row under ``runs_dir``): its compressed file's
+    real size on disk, non-zeros and stored entries (fillers included)."""
     from pathlib import Path
 
+    from experiments import paper_values as pv
+    from experiments.tables import choose_rows, load_rows
+
     rows = []
-    for exp, name in EXPERIMENT_NAMES.items():
-        found = []
-        for p in sorted(Path(runs_dir, exp).glob("*.json")):
-            r = json.loads(p.read_text())
-            if r.get("size", {}).get("file_bytes") and r.get("layers"):
-                found.append(r)
-        if not found:
+    if not Path(runs_dir).is_dir():
+        return rows
+    for net, ch in choose_rows(load_rows(Path(runs_dir))).items():
+        if ch.row is None:
             continue
-        r = max(found, key=lambda r: r["run_id"])
+        r = ch.row
         kept = sum(l.get("nonzeros", 0) for l in r["layers"])
         entries = sum(l.get("entries", 0) for l in r["layers"])
         for budget in [None, *sram_mb]:
             e = inference_energy(r["size"]["file_bytes"], kept, entries, None if budget is None else budget * MB, True)
-            rows.append({"scope": "network", "name": name, "format": "compressed (ours)",
+            rows.append({"scope": "network", "name": pv.NETWORKS[net]["name"], "format": "compressed (ours)",
                          "bytes": r["size"]["file_bytes"], "run_id": r["run_id"],
                          "storage_only": bool(r.get("storage_only")),
                          "sram_budget_mb": budget if budget is not None else 0, **e})
