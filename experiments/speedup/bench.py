@@ -52,15 +52,7 @@ def cpu_info() -> dict:
 
 
 def llc_bytes(default: int = 32 << 20) -> int:
-    best = 0
-    for p in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
-        try:
-            size = (p / "size").read_text().strip()
-            mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1], 1)
-            best = max(best, int(size.rstrip("KMG")) * mult)
-        except (OSError, ValueError):
-            continue
-    return best or default
+    return max((b for _, _, b in K.cache_sizes()), default=0) or default
 
 
 class Flusher:

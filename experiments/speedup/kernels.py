@@ -108,7 +108,7 @@ def _rel_scalar(sym, gap, cb, x, y, e_from, e_to, row, col, acc, n_in):
 
 
 @njit(**_JIT)
-def _rel_mv_chunk(sym, gap, sym64, gap64, cb, x, y, e0, e1, row, col, n_in, swar, check_allmax, allmax):
+def _rel_mv_chunk(sym, gap, gap64, cb, x, y, e0, e1, row, col, n_in, swar, check_allmax, allmax):
     acc = np.float32(0.0)
     head_end = min(e1, ((e0 + 7) // 8) * 8) if swar else e1
     row, col, acc = _rel_scalar(sym, gap, cb, x, y, e0, head_end, row, col, acc, n_in)
@@ -146,10 +146,10 @@ def _rel_mv_chunk(sym, gap, sym64, gap64, cb, x, y, e0, e1, row, col, n_in, swar
 
 
 @njit(parallel=True, **_JIT)
-def _rel_mv(sym, gap, sym64, gap64, cb, x, chunks, n_in, n_out, swar, check_allmax, allmax):
+def _rel_mv(sym, gap, gap64, cb, x, chunks, n_in, n_out, swar, check_allmax, allmax):
     y = np.zeros(n_out, np.float32)
     for c in prange(chunks.shape[0]):
-        _rel_mv_chunk(sym, gap, sym64, gap64, cb, x, y, chunks[c, 0], chunks[c, 1], chunks[c, 2],
+        _rel_mv_chunk(sym, gap, gap64, cb, x, y, chunks[c, 0], chunks[c, 1], chunks[c, 2],
                       chunks[c, 3], n_in, swar, check_allmax, allmax)
     return y
 
@@ -253,7 +253,7 @@ class RelativeLayer:
         self.chunks = relative_chunks(self.gaps, self.shape[1], self.shape[0], n_threads)
 
     def mv(self, x: np.ndarray) -> np.ndarray:
-        return _rel_mv(self.symbols, self.gaps, self.sym64, self.gap64, self.codebook, x, self.chunks,
+        return _rel_mv(self.symbols, self.gaps, self.gap64, self.codebook, x, self.chunks,
                        self.shape[1], self.shape[0], self.swar, self.check_allmax, self.allmax)
 
     def mm(self, X: np.ndarray) -> np.ndarray:
@@ -354,18 +354,24 @@ def set_threads(n: int) -> None:
 
 
 # --------------------------------------------------------------------------- CSR, column-blocked (numba)
-def l1d_bytes(default: int = 32 << 10) -> int:
-    """Per-core L1 data cache size from sysfs (``default`` where it cannot be read)."""
+def cache_sizes() -> list[tuple[int, str, int]]:
+    """``(level, type, bytes)`` of cpu0's caches from sysfs (empty where it cannot be read)."""
     from pathlib import Path
 
+    out = []
     for p in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
         try:
-            if (p / "level").read_text().strip() == "1" and (p / "type").read_text().strip() == "Data":
-                size = (p / "size").read_text().strip()
-                return int(size.rstrip("KMG")) * {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1], 1)
+            size = (p / "size").read_text().strip()
+            nbytes = int(size.rstrip("KMG")) * {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(size[-1], 1)
+            out.append((int((p / "level").read_text()), (p / "type").read_text().strip(), nbytes))
         except (OSError, ValueError):
             continue
-    return default
+    return out
+
+
+def l1d_bytes(default: int = 32 << 10) -> int:
+    """Per-core L1 data cache size (``default`` where it cannot be read)."""
+    return next((b for level, kind, b in cache_sizes() if level == 1 and kind == "Data"), default)
 
 
 @njit(parallel=True, **_JIT)
@@ -428,9 +434,8 @@ class BlockedCSR:
         order = np.lexsort((indices, rows, blk))  # block-major, then row, then column
         self.indices = np.ascontiguousarray(indices[order])
         self.data = np.ascontiguousarray(np.asarray(data, np.float32)[order])
-        counts = np.zeros((self.n_blocks, o), np.int64)
-        np.add.at(counts, (blk, rows), 1)
-        ptr = np.concatenate([[0], np.cumsum(counts.reshape(-1))])  # global offsets, block-major
+        counts = np.bincount(blk * o + rows, minlength=self.n_blocks * o)  # entries per (block, row)
+        ptr = np.concatenate([[0], np.cumsum(counts)])  # global offsets, block-major
         # block b's pointers: its o row starts, then its end (= the next block's first start)
         bptr = ptr[np.arange(self.n_blocks)[:, None] * o + np.arange(o + 1)[None, :]]
         if bptr.max(initial=0) >= 2**31:
