@@ -443,39 +443,37 @@ def _decode_all(p, header: dict, payload: memoryview):
         off += n
         return b
 
+    def stream(spec, lengths, entries):
+        """The Huffman bits and chunk offsets that follow a stream's code table, decoded."""
+        nbits, _, olen = spec
+        payload_bytes = take((nbits + 7) >> 3)
+        offs = huffman.unpack_offsets(take(olen), entries, chunk, nbits)
+        return huffman.decode(huffman.EncodedStream(payload_bytes, entries, nbits, chunk, offs), lengths)
+
     v1 = header["v"] == 1
-    cb = None
     for h in header["layers"]:
         key, wb, ib, e, sparse = h["key"], h["wb"], h["ib"], h["e"], h["sparse"] == 1
         n = math.prod(h["shape"])
         k = 1 << wb
         try:
-            if v1:
+            if v1:  # all 2**wb float32 centroids, then the weight table
                 cb = np.frombuffer(take(4 * k), "<f4").astype(np.float32)
                 if sparse and cb[0] != 0.0:
                     raise ValueError("codebook[0] of a sparse layer is not 0")
-
-            def stream(spec, alphabet, codebook=False):
-                nonlocal cb
-                nbits, tlen, olen = spec
-                lengths = huffman.unpack_lengths(take(tlen), alphabet)
-                if codebook:  # v2: the centroids of the present symbols follow the weight table
-                    stored = _stored_symbols(lengths, sparse)
-                    if stored.size != h["c"]:
-                        raise ValueError(f"the code table has {stored.size} stored centroids, header says {h['c']}")
-                    fd = np.dtype(header["fd"])
-                    cb = np.zeros(k, np.float32)
-                    cb[stored] = np.frombuffer(take(stored.size * fd.itemsize), fd.newbyteorder("<"))
-                if not np.all(np.isfinite(cb)):
-                    raise ValueError("non-finite codebook value")
-                payload_bytes = take((nbits + 7) >> 3)
-                offs = huffman.unpack_offsets(take(olen), e, chunk, nbits)
-                enc = huffman.EncodedStream(payload_bytes, e, nbits, chunk, offs)
-                return huffman.decode(enc, lengths)
-
-            symbols = stream(h["w"], k, codebook=not v1)
+                wlengths = huffman.unpack_lengths(take(h["w"][1]), k)
+            else:  # the weight table, then the centroids of the symbols it says are present
+                wlengths = huffman.unpack_lengths(take(h["w"][1]), k)
+                stored = _stored_symbols(wlengths, sparse)
+                if stored.size != h["c"]:
+                    raise ValueError(f"the code table has {stored.size} stored centroids, header says {h['c']}")
+                fd = np.dtype(header["fd"])
+                cb = np.zeros(k, np.float32)
+                cb[stored] = np.frombuffer(take(stored.size * fd.itemsize), fd.newbyteorder("<"))
+            if not np.all(np.isfinite(cb)):
+                raise ValueError("non-finite codebook value")
+            symbols = stream(h["w"], wlengths, e)
             if sparse:
-                gaps = stream(h["g"], 1 << ib)
+                gaps = stream(h["g"], huffman.unpack_lengths(take(h["g"][1]), 1 << ib), e)
                 labels = decode_relative(symbols, gaps, n, ib)
                 if int(np.count_nonzero(labels)) != h["nz"]:
                     raise ValueError(f"{np.count_nonzero(labels)} non-zeros decoded, header says {h['nz']}")
