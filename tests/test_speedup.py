@@ -55,11 +55,36 @@ def test_relative_products_equal_dense(out_f, in_f, density, bits, threads, empt
     W = cb[labels].astype(np.float64)
     symbols, gaps = encode_relative(labels.reshape(-1), bits)
     assert symbols.dtype == np.uint8 and gaps.dtype == np.uint8
-    layer = K.RelativeLayer(symbols, gaps, cb, labels.shape, bits, threads)
     x = rng.standard_normal(in_f).astype(np.float32)
     X = rng.standard_normal((5, in_f)).astype(np.float32)
-    _close(layer.mv(x), W @ x)
-    _close(layer.mm(X), X @ W.T)
+    # one stream as given, then column panels (a partial last panel; one panel per column)
+    for panel_cols in (0, max(1, in_f // 3), 1):
+        layer = K.RelativeLayer(symbols, gaps, cb, labels.shape, bits, threads, panel_cols=panel_cols)
+        assert layer.n_panels == (1 if panel_cols in (0, in_f) else -(-in_f // panel_cols))
+        assert layer.chunks.shape[0] == layer.n_panels
+        _close(layer.mv(x), W @ x)
+        _close(layer.mm(X), X @ W.T)
+
+
+def test_column_panels_are_the_relative_format_of_each_panel():
+    rng = np.random.default_rng(11)
+    labels, cb = _layer(rng, 6, 10, 0.4, 2, (2,))
+    sym, gap = encode_relative(labels.reshape(-1), 2)
+    psym, pgap, chunks = K.column_panels(sym, gap, labels.shape, 2, 4, n_chunks=2)
+    assert chunks.shape == (3, 2, 4)  # panels of 4, 4 and 2 columns
+    for b, (c0, c1) in enumerate([(0, 4), (4, 8), (8, 10)]):
+        s, g = encode_relative(labels[:, c0:c1].reshape(-1), 2)
+        e0, e1 = chunks[b, 0, 0], chunks[b, -1, 1]
+        assert np.array_equal(psym[e0:e1], s) and np.array_equal(pgap[e0:e1], g)
+        assert np.array_equal(chunks[b, :, 2], chunks[0, :, 2])  # same first rows in every panel
+    layer = K.RelativeLayer(sym, gap, cb, labels.shape, 2, 2, panel_cols=4)
+    assert layer.entries == psym.size and layer.nbytes == psym.size * 2 + cb.nbytes + chunks.nbytes
+    # the default: panels of half the L1 data cache at batch 1, none at batch > 1
+    wide = np.zeros((2, 3 * K.l1d_bytes() // 16), np.uint8)  # 1.5 panels of l1d / 8 inputs
+    wide[:, ::5] = 1
+    s, g = encode_relative(wide.reshape(-1), 4)
+    assert K.RelativeLayer(s, g, cb, wide.shape, 4).n_panels == 2
+    assert K.RelativeLayer(s, g, cb, wide.shape, 4, batch=8).n_panels == 1
 
 
 def test_overflowing_5bit_word_takes_the_exact_path():

@@ -42,6 +42,9 @@ def parse_args(argv=None):
     p.add_argument("--caches", nargs="+", default=["cold", "warm"], choices=["cold", "warm"])
     p.add_argument("--layers", nargs="*", default=None, help="subset, e.g. alexnet.fc6 vgg16.fc8")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--panel-cols", type=int, default=None,
+                   help="inputs per column panel of the compressed-format kernel (default: half the L1 at batch 1, "
+                        "none at larger batches; 0 = read the stream in the file's order)")
     p.add_argument("--no-gpu", action="store_true", help="skip CUDA even when available")
     p.add_argument("--no-figures", action="store_true")
     return p.parse_args(argv)
@@ -223,6 +226,7 @@ def main(argv=None) -> int:
         "torch_threads": torch.get_num_threads(), "numba_threads": numba.get_num_threads(),
         "numba_threading_layer": None, "reps_batch1": args.reps, "reps_larger_batch": reps_batch,
         "warmup": args.warmup, "caches": args.caches, "batches": args.batches, "seed": args.seed,
+        "relative_panel_cols": "default" if args.panel_cols is None else args.panel_cols,
         "weights": f"checkpoint:{args.checkpoint}" if args.checkpoint else "random masks at the paper's densities",
         "cpu": bench.cpu_info(), "load_avg_start": load_start, **_git(),
         "versions": {"python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
@@ -252,7 +256,8 @@ def main(argv=None) -> int:
         t0 = time.time()
         from experiments.speedup.kernels import RelativeLayer
 
-        rel = RelativeLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, args.threads)
+        rel = RelativeLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, args.threads,
+                            panel_cols=args.panel_cols)
         nb = bench.layer_bytes(layer, rel, 1)
         layer_info.append({
             "network": layer.network, "layer": layer.name, "source": layer.source,
@@ -262,6 +267,7 @@ def main(argv=None) -> int:
             "weight_bits": layer.weight_bits, "symbol_dtype": str(layer.symbols.dtype),
             "gap_dtype": str(layer.gaps.dtype), "csr_index_dtype": str(layer.indices.dtype),
             "dense_weight_bytes": nb["dense"]["weight_bytes"], "csr_weight_bytes": nb["csr"]["weight_bytes"],
+            "relative_panels": rel.n_panels, "relative_entries": rel.entries,
             "relative_weight_bytes": nb["relative"]["weight_bytes"],
             "relative_packed_weight_bytes": nb["relative_packed"]["weight_bytes"],
             "csr_bound_b1": nb["dense"]["total_bytes"] / nb["csr"]["total_bytes"],
@@ -271,7 +277,7 @@ def main(argv=None) -> int:
         for batch in args.batches:
             reps = args.reps if batch == 1 else reps_batch
             rows += bench.bench_layer_cpu(layer, batch, args.threads, reps, args.warmup, args.caches, flusher,
-                                          bw_gbs, seed=args.seed + i)
+                                          bw_gbs, seed=args.seed + i, panel_cols=args.panel_cols)
             if gpu:
                 rows += bench.bench_layer_gpu(layer, batch, reps, args.warmup, seed=args.seed + i)
         print(f"  {layer.network}.{layer.name} {layer.shape} density {layer.density:.3f} "

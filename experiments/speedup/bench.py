@@ -93,7 +93,7 @@ def stats_us(ts: np.ndarray) -> dict:
             "reps": int(us.size)}
 
 
-def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator):
+def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator, panel_cols: int | None = None):
     """(callables, inputs to re-read after a flush, {"relative": RelativeLayer, "csr_blocked":
     BlockedCSR}) for one layer/batch."""
     import scipy.sparse as sp
@@ -104,7 +104,8 @@ def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator):
     csr_t = torch.sparse_csr_tensor(torch.from_numpy(layer.indptr), torch.from_numpy(layer.indices),
                                     torch.from_numpy(layer.data), size=(o, n))
     S = sp.csr_matrix((layer.data, layer.indices, layer.indptr), shape=(o, n))
-    rel = K.RelativeLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, threads)
+    rel = K.RelativeLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, threads,
+                          panel_cols=panel_cols, batch=batch)
     blk = K.BlockedCSR(layer.indptr, layer.indices, layer.data, layer.shape, batch=batch, n_threads=threads)
     ip, ix, dt = layer.indptr, layer.indices, layer.data
     if batch == 1:
@@ -146,18 +147,18 @@ def layer_bytes(layer, rel, batch: int, blocked=None) -> dict:
         "csr_blocked": blocked_csr_bytes(o, n, layer.nnz, blocked.n_blocks if blocked is not None else 1, batch),
         "dense": dense_bytes(o, n, batch),
         "csr": csr_bytes(o, n, layer.nnz, batch, layer.indices.itemsize, layer.indptr.itemsize),
-        "relative": relative_bytes(o, n, layer.entries, layer.codebook.size, batch, layer.symbols.itemsize,
+        "relative": relative_bytes(o, n, rel.entries, layer.codebook.size, batch, layer.symbols.itemsize,
                                    layer.gaps.itemsize, rel.chunks.nbytes),
-        "relative_packed": relative_bytes(o, n, layer.entries, layer.codebook.size, batch,
+        "relative_packed": relative_bytes(o, n, rel.entries, layer.codebook.size, batch,
                                           layer.weight_bits / 8, layer.index_bits / 8, rel.chunks.nbytes),
     }
 
 
 def bench_layer_cpu(layer, batch: int, threads: int, reps: int, warmup: int, caches, flusher, bandwidth_GBps,
-                    seed: int = 0) -> list[dict]:
+                    seed: int = 0, panel_cols: int | None = None) -> list[dict]:
     """All CPU kernels of one layer at one batch size; one row per (cache, kernel)."""
     rng = np.random.default_rng(seed)
-    fns, touch, objs = cpu_kernels(layer, batch, threads, rng)
+    fns, touch, objs = cpu_kernels(layer, batch, threads, rng, panel_cols)
     ref = np.asarray(fns["dense"]().numpy(), dtype=np.float64)  # each kernel is checked against dense
     errs = {k: max_rel_err(f(), ref) for k, f in fns.items()}
     nbytes = layer_bytes(layer, objs["relative"], batch, objs["csr_blocked"])
@@ -178,6 +179,7 @@ def bench_layer_cpu(layer, batch: int, threads: int, reps: int, warmup: int, cac
                 "out_features": layer.out_features, "in_features": layer.in_features,
                 "density": round(layer.density, 6), "nnz": layer.nnz, "entries": layer.entries,
                 "fillers": layer.fillers, "index_bits": layer.index_bits, "weight_bits": layer.weight_bits,
+                "csr_blocks": objs["csr_blocked"].n_blocks, "relative_panels": objs["relative"].n_panels,
                 "batch": batch, "cache": cache, "kernel": k, "format": fmt, "threads": threads, **st,
                 "per_input_us": st["median_us"] / batch,
                 "speedup_vs_dense": speedup,

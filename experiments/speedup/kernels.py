@@ -32,7 +32,13 @@ for 5 bits the one overflowing word, eight maximal gaps, takes the scalar path);
 use the scalar path throughout. Words that cross a row boundary also take the scalar path.
 The 8 symbols are read as 8 byte loads rather than extracted from a 64-bit word: the load
 ports then do the extraction, and the ALUs only the positions (measured here: AlexNet fc7
-1099 -> 908 us, VGG-16 fc7 588 -> 485 us; extracting half of them in the ALUs was slower).
+1099 -> 908 us, VGG-16 fc7 588 -> 485 us; extracting half of them in the ALUs was slower;
+one accumulator per entry of the word instead of four pairs was no faster).
+
+Layers wider than half the L1 data cache (the fc6s: 36 KB and 100 KB of ``x``) are read as column
+panels (:func:`column_panels`): the stream is re-encoded once, at construction, panel by panel,
+each panel in DC's format of its own, so the kernel's gathers from ``x`` stay in L1, as in
+:class:`BlockedCSR`. Measured here: AlexNet fc6 2.24 -> 2.07 ms, VGG-16 fc6 3.61 -> 2.80 ms.
 """
 
 from __future__ import annotations
@@ -71,26 +77,69 @@ def _words(a: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- compressed format
-def relative_chunks(gaps: np.ndarray, n_in: int, n_out: int, n_chunks: int) -> np.ndarray:
+def relative_chunks(gaps: np.ndarray, n_in: int, n_out: int, n_chunks: int,
+                    start_rows: np.ndarray | None = None) -> np.ndarray:
     """Thread start table for the relative-index stream: ``int64 [n_chunks, 4]`` rows of
     ``(entry_begin, entry_end, row, col)`` -- the decoder state just before ``entry_begin``.
     Chunks start on row boundaries (each output row belongs to one chunk), so threads never
     write the same output element. With one chunk this is ``(0, n_entries, 0, -1)``. The
     table (``32 * n_chunks`` bytes) is counted in the format's bytes; the stream is untouched.
+    ``start_rows`` (ascending, first 0) fixes the chunks' first rows instead of balancing the
+    entries; column panels use it so that every panel splits its rows the same way.
     """
     n_entries = int(gaps.size)
-    n_chunks = max(1, int(n_chunks))
-    if n_chunks == 1 or n_entries == 0:
-        return np.array([[0, n_entries, 0, -1]], dtype=np.int64)
+    if start_rows is None:
+        n_chunks = max(1, int(n_chunks))
+        if n_chunks == 1 or n_entries == 0:
+            return np.array([[0, n_entries, 0, -1]], dtype=np.int64)
+    if n_entries == 0:  # given start rows, nothing stored: empty chunks
+        r = np.asarray(start_rows, dtype=np.int64)
+        return np.stack([np.zeros_like(r), np.zeros_like(r), r, np.full_like(r, -1)], axis=1)
     pos = np.cumsum(gaps.astype(np.int64) + 1) - 1  # absolute flat positions (setup only)
-    rows_of = pos // n_in
-    targets = (np.arange(1, n_chunks) * n_entries) // n_chunks
-    start_rows = np.unique(np.concatenate([[0], rows_of[targets]]))
+    if start_rows is None:
+        targets = (np.arange(1, n_chunks) * n_entries) // n_chunks
+        start_rows = np.unique(np.concatenate([[0], pos[targets] // n_in]))
+    start_rows = np.asarray(start_rows, dtype=np.int64)
     begins = np.searchsorted(pos, start_rows * n_in, side="left")
     ends = np.append(begins[1:], n_entries)
     prev_pos = np.where(begins > 0, pos[np.maximum(begins - 1, 0)], -1)
     cols = prev_pos - start_rows * n_in  # <= -1: the next gap lands in start_row or later
     return np.stack([begins, ends, start_rows, cols], axis=1).astype(np.int64)
+
+
+def column_panels(symbols: np.ndarray, gaps: np.ndarray, shape, index_bits: int, panel_cols: int,
+                  n_chunks: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Re-encode one layer's relative-index stream as column panels of ``panel_cols`` inputs.
+
+    Panel ``b`` holds columns ``[b * panel_cols, (b + 1) * panel_cols)`` of every row, in DC's
+    relative-index format of its own (the same :func:`compression.sparse_format.encode_relative`,
+    over that panel's row-major labels: gaps restart at the panel's left edge, fillers are
+    counted where that panel needs them). The panels are concatenated. Returns ``(symbols,
+    gaps, chunks)`` with ``chunks`` of shape ``[n_panels, n_chunks, 4]``: each panel's thread
+    table (:func:`relative_chunks`), entry offsets global, the same first rows in every panel.
+    """
+    from compression.sparse_format import decode_relative, encode_relative
+
+    o, n = int(shape[0]), int(shape[1])
+    labels = decode_relative(symbols, gaps, o * n, index_bits).reshape(o, n)
+    n_chunks = max(1, int(n_chunks))
+    if n_chunks > 1:  # balance the chunks' non-zeros (all panels together)
+        cum = np.cumsum(np.count_nonzero(labels, axis=1))
+        targets = (np.arange(1, n_chunks) * int(cum[-1] if cum.size else 0)) // n_chunks
+        start_rows = np.unique(np.concatenate([[0], np.minimum(np.searchsorted(cum, targets, side="right"), o - 1)]))
+    else:
+        start_rows = np.zeros(1, np.int64)
+    syms, gps, tables, offset = [], [], [], 0
+    for c0 in range(0, n, panel_cols):
+        c1 = min(n, c0 + panel_cols)
+        s, g = encode_relative(np.ascontiguousarray(labels[:, c0:c1]).reshape(-1), index_bits)
+        t = relative_chunks(g, c1 - c0, o, n_chunks, start_rows)
+        t[:, :2] += offset
+        offset += s.size
+        syms.append(s.astype(symbols.dtype, copy=False))
+        gps.append(g.astype(gaps.dtype, copy=False))
+        tables.append(t)
+    return np.concatenate(syms), np.concatenate(gps), np.ascontiguousarray(np.stack(tables))
 
 
 @njit(inline="always", **_JIT)
@@ -146,11 +195,14 @@ def _rel_mv_chunk(sym, gap, gap64, cb, x, y, e0, e1, row, col, n_in, swar, check
 
 
 @njit(parallel=True, **_JIT)
-def _rel_mv(sym, gap, gap64, cb, x, chunks, n_in, n_out, swar, check_allmax, allmax):
+def _rel_mv(sym, gap, gap64, cb, x, chunks, panel_cols, n_in, n_out, swar, check_allmax, allmax):
     y = np.zeros(n_out, np.float32)
-    for c in prange(chunks.shape[0]):
-        _rel_mv_chunk(sym, gap, gap64, cb, x, y, chunks[c, 0], chunks[c, 1], chunks[c, 2],
-                      chunks[c, 3], n_in, swar, check_allmax, allmax)
+    for c in prange(chunks.shape[1]):
+        for b in range(chunks.shape[0]):  # this thread's rows, one column panel at a time
+            c0 = b * panel_cols
+            c1 = min(n_in, c0 + panel_cols)
+            _rel_mv_chunk(sym, gap, gap64, cb, x[c0:c1], y, chunks[b, c, 0], chunks[b, c, 1], chunks[b, c, 2],
+                          chunks[b, c, 3], c1 - c0, swar, check_allmax, allmax)
     return y
 
 
@@ -217,11 +269,14 @@ def _rel_mm_chunk(sym, gap, sym64, gap64, cb, xt, yt, e0, e1, row, col, n_in, nb
 
 
 @njit(parallel=True, **_JIT)
-def _rel_mm(sym, gap, sym64, gap64, cb, xt, nb, chunks, n_in, n_out, swar, allmax):
+def _rel_mm(sym, gap, sym64, gap64, cb, xt, nb, chunks, panel_cols, n_in, n_out, swar, allmax):
     yt = np.zeros(n_out * nb, np.float32)
-    for c in prange(chunks.shape[0]):
-        _rel_mm_chunk(sym, gap, sym64, gap64, cb, xt, yt, chunks[c, 0], chunks[c, 1], chunks[c, 2],
-                      chunks[c, 3], n_in, nb, swar, allmax)
+    for c in prange(chunks.shape[1]):
+        for b in range(chunks.shape[0]):
+            c0 = b * panel_cols
+            c1 = min(n_in, c0 + panel_cols)
+            _rel_mm_chunk(sym, gap, sym64, gap64, cb, xt[c0 * nb:c1 * nb], yt, chunks[b, c, 0], chunks[b, c, 1],
+                          chunks[b, c, 2], chunks[b, c, 3], c1 - c0, nb, swar, allmax)
     return yt
 
 
@@ -233,27 +288,50 @@ class RelativeLayer:
     ``codebook`` is fp32 with ``codebook[0] == 0`` (fillers multiply by it). ``n_threads``
     only sets how many row-aligned chunks the stream is split into (see
     :func:`relative_chunks`); the thread count itself is numba's.
+
+    ``panel_cols``: when a layer has more inputs than that, the stream is re-encoded once, at
+    construction, as column panels of that many inputs (:func:`column_panels`), each still DC's
+    relative-index format, and the kernel walks its rows panel by panel, so the part of ``x``
+    it gathers from stays in L1 (the same cache blocking as :class:`BlockedCSR`). By default
+    half the L1 data cache of inputs at batch 1 (4096 here: measured best of 2048 / 4096 / 8192
+    on VGG-16 fc6) and no panels at batch > 1. ``panel_cols=0`` keeps the stream as given.
     """
 
-    def __init__(self, symbols, gaps, codebook, shape, index_bits: int, n_threads: int = 1):
-        self.symbols = np.ascontiguousarray(symbols)
-        self.gaps = np.ascontiguousarray(gaps)
-        if self.symbols.shape != self.gaps.shape or self.symbols.ndim != 1:
+    def __init__(self, symbols, gaps, codebook, shape, index_bits: int, n_threads: int = 1,
+                 panel_cols: int | None = None, batch: int = 1):
+        symbols = np.ascontiguousarray(symbols)
+        gaps = np.ascontiguousarray(gaps)
+        if symbols.shape != gaps.shape or symbols.ndim != 1:
             raise ValueError("symbols and gaps must be 1-D and of equal length")
         self.codebook = np.ascontiguousarray(codebook, dtype=np.float32)
-        if self.symbols.size and int(self.symbols.max()) >= self.codebook.size:
+        if symbols.size and int(symbols.max()) >= self.codebook.size:
             raise ValueError("a symbol indexes past the codebook")
         self.shape = (int(shape[0]), int(shape[1]))
         self.index_bits = int(index_bits)
+        if panel_cols is None:
+            panel_cols = max(64, (l1d_bytes() // 2) // 4) if batch == 1 else 0
+        n = self.shape[1]
+        self.panel_cols = int(panel_cols) if 0 < int(panel_cols) < n else max(n, 1)
+        self.n_panels = max(1, -(-n // self.panel_cols))
+        if self.n_panels > 1:
+            symbols, gaps, self.chunks = column_panels(symbols, gaps, self.shape, self.index_bits,
+                                                       self.panel_cols, n_threads)
+        else:
+            self.chunks = relative_chunks(gaps, n, self.shape[0], n_threads)[None]
+        self.symbols, self.gaps = symbols, gaps
         self.swar = swar_ok(self.symbols, self.gaps, self.index_bits)
         self.allmax = np.uint64(int.from_bytes(bytes([(1 << min(self.index_bits, 8)) - 1] * 8), "little"))
         self.check_allmax = self.index_bits == SWAR_MAX_BITS  # only 5-bit words can sum to 256
         self.sym64 = _words(self.symbols) if self.swar else np.zeros(0, np.uint64)
         self.gap64 = _words(self.gaps) if self.swar else np.zeros(0, np.uint64)
-        self.chunks = relative_chunks(self.gaps, self.shape[1], self.shape[0], n_threads)
+
+    @property
+    def entries(self) -> int:
+        """Stored entries (non-zeros + fillers) of the stream the kernel reads."""
+        return int(self.symbols.size)
 
     def mv(self, x: np.ndarray) -> np.ndarray:
-        return _rel_mv(self.symbols, self.gaps, self.gap64, self.codebook, x, self.chunks,
+        return _rel_mv(self.symbols, self.gaps, self.gap64, self.codebook, x, self.chunks, self.panel_cols,
                        self.shape[1], self.shape[0], self.swar, self.check_allmax, self.allmax)
 
     def mm(self, X: np.ndarray) -> np.ndarray:
@@ -261,7 +339,7 @@ class RelativeLayer:
         nb = X.shape[0]
         xt = np.ascontiguousarray(X.T).reshape(-1)
         yt = _rel_mm(self.symbols, self.gaps, self.sym64, self.gap64, self.codebook, xt, nb, self.chunks,
-                     self.shape[1], self.shape[0], self.swar, self.allmax)
+                     self.panel_cols, self.shape[1], self.shape[0], self.swar, self.allmax)
         return yt.reshape(self.shape[0], nb).T
 
     @property
