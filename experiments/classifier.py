@@ -14,7 +14,8 @@ from torchmetrics.classification import MulticlassAccuracy
 class LitClassifier(pl.LightningModule):
     def __init__(self, model: nn.Module, num_classes: int, lr: float = 0.01, momentum: float = 0.9,
                  weight_decay: float = 5e-4, schedule: str = "cosine", step_size: int = 10,
-                 gamma: float = 0.1, l1: float = 0.0, l1_params: list[nn.Parameter] | None = None):
+                 gamma: float = 0.1, l1: float = 0.0, l1_params: list[nn.Parameter] | None = None,
+                 teacher: nn.Module | None = None, distill: float = 0.0, temperature: float = 4.0):
         super().__init__()
         self.model = model
         self.num_classes = num_classes
@@ -24,6 +25,9 @@ class LitClassifier(pl.LightningModule):
         self.log_every = 25
         self._l1_modules = l1_params or []
         self.loss_fn = nn.CrossEntropyLoss()
+        # a frozen teacher for distillation, kept out of the module tree: not trained, not saved
+        self._teacher = [teacher.eval().requires_grad_(False)] if teacher is not None and distill > 0 else []
+        self.distill, self.temperature = distill, temperature
         self.top1 = nn.ModuleDict({s: MulticlassAccuracy(num_classes, top_k=1, average="micro") for s in ("val", "test")})
         self.top5 = nn.ModuleDict({s: MulticlassAccuracy(num_classes, top_k=5, average="micro") for s in ("val", "test")}) \
             if num_classes > 5 else None
@@ -31,9 +35,21 @@ class LitClassifier(pl.LightningModule):
     def forward(self, x):
         return self.model(x)
 
+    def on_fit_start(self):
+        for t in self._teacher:
+            t.to(self.device)
+
+    def distillation_loss(self, logits: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """(1 - a) CE(y) + a T^2 KL(softmax(teacher / T) || softmax(student / T)) (Hinton et al. 2015)."""
+        with torch.no_grad():
+            soft = torch.softmax(self._teacher[0](x) / self.temperature, dim=1)
+        kl = nn.functional.kl_div(torch.log_softmax(logits / self.temperature, dim=1), soft, reduction="batchmean")
+        return (1 - self.distill) * self.loss_fn(logits, y) + self.distill * self.temperature ** 2 * kl
+
     def training_step(self, batch, batch_idx):
         x, y = batch
-        loss = self.loss_fn(self.model(x), y)
+        logits = self.model(x)
+        loss = self.distillation_loss(logits, x, y) if self._teacher else self.loss_fn(logits, y)
         if self.l1 > 0:
             # LWC section 3.1: L1 regularization option during retraining (on the weights' effective values).
             loss = loss + self.l1 * sum(m.weight.abs().sum() for m in self._l1_modules)

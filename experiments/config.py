@@ -112,6 +112,11 @@ class PruneConf:
     dropout_rescale: bool = True       # D_r = D_o * sqrt(C_ir / C_io)
     alternate: bool = False            # retrain fc with conv frozen, then conv with fc frozen
     remove_dead_neurons: bool = False  # also save a smaller dense model without dead units (same outputs)
+    # Ours, not in the papers (0 = off = LWC's retraining): weight of a distillation term from the
+    # run's own dense model during retraining, loss = (1 - a) CE + a T^2 KL(teacher_T || student_T)
+    # (Hinton et al. 2015). Only the loss changes: masks, densities and the LR schedule are as above.
+    distill: float = 0.0
+    distill_temperature: float = 4.0
 
     def __post_init__(self):
         _check(self.method in ("density", "quality"), "prune.method", self.method, "must be density or quality")
@@ -125,6 +130,8 @@ class PruneConf:
         _check(self.epochs_per_round >= 0, "prune.epochs_per_round", self.epochs_per_round, "must be >= 0")
         _check(self.lr_scale > 0, "prune.lr_scale", self.lr_scale, "must be > 0")
         _check(self.regularization in ("l1", "l2"), "prune.regularization", self.regularization, "must be l1 or l2")
+        _check(0 <= self.distill <= 1, "prune.distill", self.distill, "must be in [0, 1] (0 = off)")
+        _check(self.distill_temperature > 0, "prune.distill_temperature", self.distill_temperature, "must be > 0")
 
 
 def _check_bits(group: str, bits: Dict[str, int], lo: int, hi: int) -> None:

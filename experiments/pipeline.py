@@ -123,11 +123,22 @@ class Run:
                                 f"{self.names} (or use {sorted(extra)})")
 
     # -- Lightning plumbing ----------------------------------------------------------------
-    def lit(self, lr: float, weight_decay: float, momentum: float, schedule: str, l1: float = 0.0) -> LitClassifier:
-        d = self.cfg.dense
+    def lit(self, lr: float, weight_decay: float, momentum: float, schedule: str, l1: float = 0.0,
+            teacher: nn.Module | None = None) -> LitClassifier:
+        d, p = self.cfg.dense, self.cfg.prune
         return LitClassifier(self.model, self.dm.num_classes, lr=lr, momentum=momentum, weight_decay=weight_decay,
                              schedule=schedule, step_size=d.step_size, gamma=d.gamma, l1=l1,
-                             l1_params=[m for _, m, _ in self.layers])
+                             l1_params=[m for _, m, _ in self.layers], teacher=teacher,
+                             distill=p.distill if teacher is not None else 0.0, temperature=p.distill_temperature)
+
+    def dense_teacher(self) -> nn.Module:
+        """This run's dense model (``dense.pt``, written by the dense stage), for distillation."""
+        path = self.out_dir / "dense.pt"
+        if not path.is_file():
+            raise UserError(f"prune.distill needs this run's dense weights at {path}; the dense stage writes them "
+                            "(rerun without resuming, or set prune.distill=0)")
+        with torch.random.fork_rng(devices=[]):  # building it must not move this run's random stream
+            return build_model(self.cfg.model.name, **self.shape, checkpoint=str(path))
 
     def trainer_kwargs(self) -> dict:
         t = OmegaConf.to_container(self.cfg.trainer, resolve=True)
@@ -157,11 +168,11 @@ class Run:
         return False
 
     def fit(self, stage: str, epochs: int, lr: float, weight_decay: float, momentum: float,
-            schedule: str, l1: float = 0.0) -> None:
+            schedule: str, l1: float = 0.0, teacher: nn.Module | None = None) -> None:
         if epochs <= 0:
             return
         ckpt_dir = self.out_dir / "ckpt" / stage
-        self.trainer(stage, epochs).fit(self.lit(lr, weight_decay, momentum, schedule, l1), datamodule=self.dm,
+        self.trainer(stage, epochs).fit(self.lit(lr, weight_decay, momentum, schedule, l1, teacher), datamodule=self.dm,
                                         ckpt_path=last_checkpoint(ckpt_dir))
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the unit's snapshot supersedes it
 
@@ -238,6 +249,7 @@ def prune_stage(run: Run) -> None:
     phases = [{"conv", "fc"}]
     if c.alternate and any(k == "conv" for _, _, k in run.layers):
         phases = [{"fc"}, {"conv"}]  # LWC: retrain fc with conv frozen, then conv with fc frozen
+    teacher = run.dense_teacher() if c.distill > 0 and c.epochs_per_round > 0 else None
     run.row.setdefault("rounds", [])
     for r in range(rounds):
         if run.progress.done(f"prune_r{r + 1}"):
@@ -255,7 +267,7 @@ def prune_stage(run: Run) -> None:
                 if len(phases) > 1:
                     _set_trainable(run, kinds)
                     name += "_" + "+".join(sorted(kinds))  # each phase has its own epoch checkpoints
-                run.fit(name, c.epochs_per_round, d.lr * c.lr_scale, wd, d.momentum, c.schedule, l1)
+                run.fit(name, c.epochs_per_round, d.lr * c.lr_scale, wd, d.momentum, c.schedule, l1, teacher)
             _set_trainable(run, {"conv", "fc"})
         info["top1_err_retrained" if c.epochs_per_round > 0 else "top1_err_pruned"] = \
             round(run.evaluate()["top1_err"], 4)

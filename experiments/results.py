@@ -37,11 +37,24 @@ def git_info(root: str | Path) -> dict[str, Any]:
     return {"git_commit": head.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
 
 
+# Options added after rows were written: at these values they do what rows without them did, so
+# they are left out of the comparison (an older row and a newer one at the default group together).
+ADDED_LATER = {"prune": {"distill": 0.0, "distill_temperature": 4.0}}
+
+
 def result_relevant(config: dict) -> dict:
     """The config minus what cannot change the results (where files go, logging, progress bars)."""
     cfg = {k: v for k, v in config.items() if k not in ("paths", "logger", "run_id", "write_row")}
     cfg["trainer"] = {k: v for k, v in cfg.get("trainer", {}).items()
                       if k not in ("enable_progress_bar", "log_every_n_steps")}
+    for group, defaults in ADDED_LATER.items():
+        if isinstance(cfg.get(group), dict):
+            g = dict(cfg[group])
+            off = g.get("distill", 0.0) == 0.0  # the temperature means nothing while distillation is off
+            for k, v in defaults.items():
+                if k in g and (g[k] == v or off):
+                    g.pop(k)
+            cfg[group] = g
     return cfg
 
 

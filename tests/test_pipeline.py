@@ -127,3 +127,62 @@ def test_l1_and_alternate_freezing_options(tmp_path):
                            "trainer.enable_progress_bar=false"], tmp_path))
     assert "pruned/top1_err" in row["metrics"]
     assert row["rounds"][0]["top1_err_retrained"] <= 100
+
+
+def test_distillation_loss_by_hand():
+    """(1 - a) CE + a T^2 KL(p_teacher || p_student), softened by T; hand values in the comments."""
+    import math
+
+    import torch
+    from torch import nn
+
+    from experiments.classifier import LitClassifier
+
+    student, teacher = nn.Linear(2, 2, bias=False), nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        student.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))  # logits for x=(2, 0): (2, 0)
+        teacher.weight.copy_(torch.tensor([[0.0, 0.0], [0.0, 1.0]]))  # logits for x=(2, 0): (0, 0)
+    x, y = torch.tensor([[2.0, 0.0]]), torch.tensor([1])
+    lit = LitClassifier(student, 2, teacher=teacher, distill=0.25, temperature=2.0)
+    # CE(y=1 | logits (2, 0)) = log(1 + e^2); at T=2 the student is softmax(1, 0), the teacher (1/2, 1/2)
+    ce = math.log(1 + math.e ** 2)
+    ps = [math.e / (math.e + 1), 1 / (math.e + 1)]
+    kl = sum(0.5 * math.log(0.5 / q) for q in ps)
+    got = lit.distillation_loss(student(x), x, y).item()
+    assert got == pytest.approx(0.75 * ce + 0.25 * 4 * kl, rel=1e-5)
+    # the teacher is frozen and kept out of the module: not optimized, not in checkpoints
+    assert not any(k.startswith("_teacher") or "teacher" in k for k in lit.state_dict())
+    assert all(not p.requires_grad for p in teacher.parameters())
+    assert {id(p) for p in lit.parameters()} == {id(p) for p in student.parameters()}
+    # off (a = 0, or no teacher): plain cross-entropy, the papers' retraining
+    assert LitClassifier(student, 2, teacher=teacher, distill=0.0)._teacher == []
+
+
+def test_distillation_option_changes_only_the_retraining(tmp_path):
+    """Same seed with and without the teacher: same dense weights, different retrained weights."""
+    import torch
+
+    base = ["+experiment=lenet300", "data=mnist_sample", "dense.epochs=1", "prune.rounds=1",
+            "prune.epochs_per_round=1", "quantize=none", "encode=none", "write_row=false", "logger=none",
+            "trainer.enable_progress_bar=false"]
+    out = {}
+    for a in (0.0, 0.5):
+        row = run(compose_cfg([*base, f"prune.distill={a}"], tmp_path / str(a)))
+        assert row["config"]["prune"]["distill"] == a and "pruned/top1_err" in row["metrics"]
+        out[a] = {k: torch.load(row["artifacts"][f"{k}_checkpoint"]) for k in ("dense", "pruned")}
+    assert torch.equal(out[0.0]["dense"]["ip1.weight"], out[0.5]["dense"]["ip1.weight"])
+    assert not torch.equal(out[0.0]["pruned"]["ip1.weight"], out[0.5]["pruned"]["ip1.weight"])
+
+
+def test_distillation_config_checks_and_grouping(tmp_path):
+    from experiments.config import validate
+    from experiments.results import result_relevant
+    from experiments.errors import UserError
+
+    with pytest.raises(UserError, match="prune.distill"):
+        validate(compose_cfg(["+experiment=lenet300", "prune.distill=1.5"], tmp_path))
+    old = {"prune": {"rounds": 5}, "trainer": {}}
+    new_off = {"prune": {"rounds": 5, "distill": 0.0, "distill_temperature": 4.0}, "trainer": {}}
+    new_on = {"prune": {"rounds": 5, "distill": 0.5, "distill_temperature": 4.0}, "trainer": {}}
+    assert result_relevant(old) == result_relevant(new_off)  # rows from before the option group with "off"
+    assert result_relevant(old) != result_relevant(new_on)
