@@ -90,6 +90,16 @@ def _get(d: dict | None, *keys):
     return d
 
 
+def distill_note(name: str, row: dict | None) -> str | None:
+    """A note for rows retrained with ``prune.distill`` (ours, not in the papers), else None."""
+    a = _get(row, "config", "prune", "distill")
+    if not a:
+        return None
+    t = _get(row, "config", "prune", "distill_temperature")
+    return (f"{name}: retrained with distillation from its own dense model (`prune.distill={a}`, temperature {t}): "
+            "ours, not in the papers, whose retraining uses the labels alone.")
+
+
 def is_complete(row: dict) -> bool:
     return (not row.get("storage_only") and _get(row, "metrics", "compressed/top1_err") is not None
             and _get(row, "size", "file_bytes") is not None)
@@ -323,6 +333,8 @@ def table1(choices: dict[str, Choice], runs_dir: str = "results/runs") -> Table:
                 data_notes.append(f"{name}: {DATASET_NOTES[row['dataset']]}.")
             if net == "alexnet" and row.get("model") == "alexnet":
                 other_notes.append(TORCHVISION_ALEXNET_NOTE + ".")
+            if distill_note(name, row):
+                other_notes.append(distill_note(name, row))
             runs.append(f"{name} {ch.run_label}")
         lines.append([name, ds, *err_cells, *size_cells])
         d = lambda a, b: None if a is None or b is None else a - b  # noqa: E731
@@ -466,6 +478,8 @@ def layer_table(net: str, ch: Choice, runs_dir: str = "results/runs") -> Table:
                          f"{row.get('weights_source', 'unknown')}; no training, no evaluation): storage columns only.")
         if net == "alexnet" and row.get("model") == "alexnet":
             notes.append(TORCHVISION_ALEXNET_NOTE + ".")
+        if distill_note(name, row):
+            notes.append(distill_note(name, row))
         notes.append(f"Run used: {name} {ch.run_label}, dataset {_dataset(row)}. Row choice: docs/tables.md.")
     if net == "lenet300":
         notes.append("The paper's total P+Q+H weight bits (5.1) exceed every per-layer value: an oddity of DC Table 2, "

@@ -192,3 +192,17 @@ def test_seed_spread(tmp_path):
     assert line[i:i + 4] == pytest.approx([0.7 / 3, 0.2516611, 0.0, 0.5], abs=1e-6)
     assert line[1] == 3 and line[2] == "0, 1, 2"
     assert "+0.23 ± 0.25 (+0.00 to +0.50)" in t.markdown()
+
+
+def test_distilled_rows_are_marked(runs, tmp_path):
+    row = {**LENET300, "run_id": "20260106-000000-ffffff",
+           "config": {"prune": {"distill": 0.5, "distill_temperature": 4.0}}}
+    _write(runs, "lenet300/20260106-000000-ffffff.json", row)
+    out = tmp_path / "tables"
+    tables.write_tables(runs, out)
+    for stem in ("table1", "table2_lenet300"):
+        text = (out / f"{stem}.md").read_text()
+        assert "ffffff" in text and "`prune.distill=0.5`, temperature 4.0" in text
+    _write(runs, "lenet300/20260106-000000-ffffff.json", {**row, "config": {"prune": {"distill": 0.0}}})
+    tables.write_tables(runs, out)
+    assert "prune.distill" not in (out / "table1.md").read_text()  # off: no note
