@@ -3,6 +3,7 @@ import os
 import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -155,10 +156,11 @@ def test_consistent_but_lying_header_is_rejected(tmp_path):
     _, _, _, path, _ = _tiny(tmp_path)
     data = path.read_bytes()
     hlen = struct.unpack_from("<I", data, 10)[0]
-    header = json.loads(data[22:22 + hlen])
+    header = json.loads(zlib.decompress(data[22:22 + hlen]))
 
     def rebuild(h, version=container.FORMAT_VERSION):
         hb = json.dumps(h, separators=(",", ":")).encode()
+        hb = zlib.compress(hb) if version >= 3 else hb
         body = data[22 + hlen:-32]
         prefix = struct.pack("<8sHIQ", container.MAGIC, version, len(hb), 22 + len(hb) + len(body) + 32)
         blob = prefix + hb + body
@@ -174,8 +176,8 @@ def test_consistent_but_lying_header_is_rejected(tmp_path):
     h["layers"][0]["shape"] = [4, 2, 3, 2]  # fewer weights than the entries reach (72 -> 48)
     with pytest.raises(CompressedFileError, match="past the end"):
         read_compressed(rebuild(h))
-    with pytest.raises(CompressedFileError, match="version"):  # a format-2 header behind a format-1 prefix
-        read_compressed(rebuild(json.loads(json.dumps(header)), version=1))
+    with pytest.raises(CompressedFileError, match="version"):  # a format-3 header behind a format-2 prefix
+        read_compressed(rebuild(json.loads(json.dumps(header)), version=2))
     h = json.loads(json.dumps(header))
     h["layers"][0]["w"][0] += 8  # stream one byte longer than the payload holds
     with pytest.raises(CompressedFileError, match="payload bytes"):
@@ -246,6 +248,54 @@ def test_format_v1_file_still_decodes():
     assert info["format_version"] == 1 and info["file_bytes"] == os.path.getsize(path)
 
 
+def test_format_v2_file_still_decodes():
+    # tests/data/format_v2.dcz was written by the format-2 writer (plain JSON header), float16,
+    # from the same tensors as the format-1 fixture: sparse 4-bit fc (3-bit gaps), dense 3-bit conv.
+    rng = np.random.default_rng(7)
+    cb = np.sort(rng.standard_normal(16).astype(np.float32))
+    cb[0] = 0.0
+    lab = rng.integers(0, 16, size=(12, 20))
+    lab[rng.random((12, 20)) < 0.7] = 0
+    cb2 = np.sort(rng.standard_normal(8).astype(np.float32))
+    lab2 = rng.integers(0, 8, size=(4, 3, 3, 3))
+    bias = rng.standard_normal(12).astype(np.float32)
+    path = ROOT / "tests" / "data" / "format_v2.dcz"
+    sd, meta, rep = read_compressed(path)
+    assert meta["note"] == "format v2 fixture"
+    half = lambda a: torch.from_numpy(a.astype(np.float16).astype(np.float32))  # noqa: E731
+    assert torch.equal(sd["fc.weight"], half(cb)[torch.from_numpy(lab)])
+    assert torch.equal(sd["conv.weight"], half(cb2)[torch.from_numpy(lab2)])
+    assert torch.equal(sd["fc.bias"], half(bias))
+    info = inspect(path)
+    assert info["format_version"] == 2 and info["file_bytes"] == os.path.getsize(path)
+
+
+def test_header_is_deflated_and_checked(tmp_path):
+    import hashlib
+
+    _, _, _, path, _ = _tiny(tmp_path)
+    data = path.read_bytes()
+    version, hlen = struct.unpack_from("<HI", data, 8)
+    assert version == 3 and json.loads(zlib.decompress(data[22:22 + hlen]))["v"] == 3
+    body = data[22 + hlen:-32]
+
+    def with_header(hb):
+        blob = struct.pack("<8sHIQ", container.MAGIC, 3, len(hb), 22 + len(hb) + len(body) + 32) + hb + body
+        out = tmp_path / "h.dcz"
+        out.write_bytes(blob + hashlib.sha256(blob).digest())
+        return out
+
+    plain = zlib.decompress(data[22:22 + hlen])
+    for bad in (plain,  # not deflated behind a version-3 prefix
+                zlib.compress(plain)[:-3],  # cut short
+                zlib.compress(plain) + b"xx"):  # trailing bytes
+        with pytest.raises(CompressedFileError, match="invalid header"):
+            read_compressed(with_header(bad))
+    bomb = zlib.compress(b" " * (container.MAX_HEADER_BYTES + 1))
+    with pytest.raises(CompressedFileError, match="inflates past"):
+        read_compressed(with_header(bomb))
+
+
 def test_only_present_centroids_are_stored(tmp_path):
     # 8-bit codebook (256 centroids) but the labels use 4 of them (3, 17, 200, 255) besides the
     # sparse 0 (and the fillers' 0): format 2 stores 4 float32 centroids = 16 bytes, not 1024.
@@ -286,3 +336,21 @@ def test_float16_storage(tmp_path):
     with pytest.raises(ValueError, match="float_dtype"):
         write_compressed(tmp_path / "x.dcz", layers, raw, {}, float_dtype="bfloat16")
     assert not list(tmp_path.glob("big.dcz*")) and not list(tmp_path.glob("x.dcz*"))
+
+
+def test_lenet5_shaped_file_header_is_under_1_kib(tmp_path):
+    """file_bytes - pqh_bytes is the fixed part: under 1 KiB for a LeNet-5 file (format 2: 1,032 B)."""
+    rng = np.random.default_rng(0)
+    layers = []
+    for name, kind, shape, dens, bits in (("conv1", "conv", (20, 1, 5, 5), .66, 8), ("conv2", "conv", (50, 20, 5, 5), .12, 8),
+                                          ("ip1", "fc", (500, 800), .08, 5), ("ip2", "fc", (10, 500), .19, 5)):
+        cb = np.linspace(-1, 1, 1 << bits).astype(np.float32)
+        cb[0] = 0.0
+        lab = np.where(rng.random(shape) < dens, rng.integers(1, 1 << bits, shape), 0)
+        layers.append(LayerInput(f"{name}.weight", name, kind, shape, cb, lab, bits, 10 if name == "ip1" else 5))
+    raw = {f"{n}.bias": rng.standard_normal(k).astype(np.float32) for n, k in (("conv1", 20), ("conv2", 50),
+                                                                               ("ip1", 500), ("ip2", 10))}
+    meta = {"model": "lenet5", "num_classes": 10, "in_channels": 1, "image_size": 28, "run_id": "20261129-115618-1148c1"}
+    rep = write_compressed(tmp_path / "l5.dcz", layers, raw, meta, float_dtype="float16")
+    assert rep["file_bytes"] == os.path.getsize(tmp_path / "l5.dcz")
+    assert 0 < rep["file_bytes"] - rep["pqh_bytes"] < 1024
