@@ -21,7 +21,9 @@ Row choice rule (also in docs/tables.md). For each network (lenet300, lenet5, al
    exactly ``false`` (dirty or unknown rows are ignored). Smoke runs (fake ImageNet data or
    ``trainer=smoke``) are never candidates.
 2. Use the latest (greatest ``run_id``; run ids sort by time) *complete* candidate: not
-   ``storage_only``, with ``metrics["compressed/top1_err"]`` and ``size.file_bytes``.
+   ``storage_only``, with ``metrics["compressed/top1_err"]`` and ``size.file_bytes``. Rows that
+   retrained with distillation (``prune.distill`` > 0, ours, not in the papers) are used only
+   when no complete row without it exists, and are then marked in the notes.
 3. If none is complete, use the latest ``storage_only: true`` candidate that has
    ``size.file_bytes``: it fills only the size and rate columns of Table 1 (its error columns say
    "not measured (storage-only)") and the storage columns of Tables 2-5.
@@ -93,11 +95,15 @@ def _get(d: dict | None, *keys):
 def distill_note(name: str, row: dict | None) -> str | None:
     """A note for rows retrained with ``prune.distill`` (ours, not in the papers), else None."""
     a = _get(row, "config", "prune", "distill")
-    if not a:
+    if not distilled(row or {}):
         return None
     t = _get(row, "config", "prune", "distill_temperature")
     return (f"{name}: retrained with distillation from its own dense model (`prune.distill={a}`, temperature {t}): "
             "ours, not in the papers, whose retraining uses the labels alone.")
+
+
+def distilled(row: dict) -> bool:
+    return bool(_get(row, "config", "prune", "distill"))
 
 
 def is_complete(row: dict) -> bool:
@@ -131,16 +137,21 @@ def is_smoke(row: dict) -> bool:
     return row.get("dataset") == "fake_imagenet" or bool(trainer.get("epochs_cap"))
 
 
+def _candidates(rows: list[tuple[Path, dict]], net: str) -> list[dict]:
+    exp = pv.NETWORKS[net]["experiment"]
+    return [r for rel, r in rows
+            if len(rel.parts) == 2 and rel.parts[0] == exp  # directly in runs/<experiment>/: not a sweep
+            and r.get("experiment") == exp and r.get("model", net) == net
+            and r.get("git_dirty") is False and r.get("run_id") and not is_smoke(r)]
+
+
 def choose_rows(rows: list[tuple[Path, dict]]) -> dict[str, Choice]:
     """Apply the row choice rule (module docstring) to every network."""
     choices = {}
-    for net, info in pv.NETWORKS.items():
-        exp = info["experiment"]
-        cands = [r for rel, r in rows
-                 if len(rel.parts) == 2 and rel.parts[0] == exp  # directly in runs/<experiment>/: not a sweep
-                 and r.get("experiment") == exp and r.get("model", net) == net
-                 and r.get("git_dirty") is False and r.get("run_id") and not is_smoke(r)]
-        cands.sort(key=lambda r: str(r["run_id"]))
+    for net in pv.NETWORKS:
+        cands = _candidates(rows, net)
+        # the papers' recipe first: a distilled row only when no other complete row exists
+        cands.sort(key=lambda r: (not distilled(r), str(r["run_id"])))
         complete = [r for r in cands if is_complete(r)]
         storage = [r for r in cands if is_storage_only(r)]
         if complete:
@@ -529,21 +540,33 @@ def seeds_table(rows: list[tuple[Path, dict]], choices: dict[str, Choice]) -> Ta
     ]
     lines, csv_lines, notes = [], [], []
     for net in pv.NETWORKS:
-        rs = seed_rows(rows, choices[net])
-        if not rs:
-            continue
-        cells, nums = [], []
-        for _, get, fmt in quantities:
-            xs = [float(v) for v in (get(r) for r in rs) if v is not None]
-            c, n = stat(xs, fmt)
-            cells.append(c)
-            nums += n
-        seeds = ", ".join(str(r.get("seed")) for r in rs)
-        lines.append([pv.NETWORKS[net]["name"], f"{len(rs)} (seeds {seeds})", *cells])
-        csv_lines.append([net, len(rs), seeds, *nums])
-        notes.append(f"{pv.NETWORKS[net]['name']}: runs " + ", ".join(f"`{r['run_id']}`" for r in rs) + ".")
+        anchors = [choices[net]]
+        # the distilled variant (ours) gets its own line when its rows exist beside the papers' recipe
+        dist = sorted((r for r in _candidates(rows, net) if distilled(r) and is_complete(r)),
+                      key=lambda r: str(r["run_id"]))
+        if dist and not distilled(choices[net].row or {}):
+            anchors.append(Choice(net, dist[-1], "complete"))
+        for anchor in anchors:
+            rs = seed_rows(rows, anchor)
+            if not rs:
+                continue
+            cells, nums = [], []
+            for _, get, fmt in quantities:
+                xs = [float(v) for v in (get(r) for r in rs) if v is not None]
+                c, n = stat(xs, fmt)
+                cells.append(c)
+                nums += n
+            seeds = ", ".join(str(r.get("seed")) for r in rs)
+            name = pv.NETWORKS[net]["name"]
+            if distilled(anchor.row):
+                name += f" + distillation ({_get(anchor.row, 'config', 'prune', 'distill')})"
+            lines.append([name, f"{len(rs)} (seeds {seeds})", *cells])
+            csv_lines.append([net + (" distill" if distilled(anchor.row) else ""), len(rs), seeds, *nums])
+            notes.append(f"{name}: runs " + ", ".join(f"`{r['run_id']}`" for r in rs) + ".")
     notes.append("Each line: every clean, complete row of the network's default experiment whose config equals "
                  "the Table 1 row's except for the seed; mean ± sample standard deviation (min to max). "
+                 "Lines marked distillation: the same for the latest row retrained with `prune.distill` "
+                 "(ours, not in the papers), which Table 1 uses only when no other row exists. "
                  "Thread count and hardware also change the trajectory, so one seed is not bit-reproducible "
                  "across machines.")
     return Table(

@@ -194,10 +194,14 @@ def test_seed_spread(tmp_path):
     assert "+0.23 ± 0.25 (+0.00 to +0.50)" in t.markdown()
 
 
-def test_distilled_rows_are_marked(runs, tmp_path):
+def test_distilled_rows_come_last_and_are_marked(runs, tmp_path):
     row = {**LENET300, "run_id": "20260106-000000-ffffff",
            "config": {"prune": {"distill": 0.5, "distill_temperature": 4.0}}}
     _write(runs, "lenet300/20260106-000000-ffffff.json", row)
+    # newer, but distilled: the older row of the papers' recipe is used
+    assert tables.choose_rows(tables.load_rows(runs))["lenet300"].row["run_id"] == CLEAN
+    (runs / f"lenet300/{CLEAN}.json").unlink()  # no other complete row left: the distilled one, marked
+    assert tables.choose_rows(tables.load_rows(runs))["lenet300"].row["run_id"] == "20260106-000000-ffffff"
     out = tmp_path / "tables"
     tables.write_tables(runs, out)
     for stem in ("table1", "table2_lenet300"):
@@ -206,3 +210,25 @@ def test_distilled_rows_are_marked(runs, tmp_path):
     _write(runs, "lenet300/20260106-000000-ffffff.json", {**row, "config": {"prune": {"distill": 0.0}}})
     tables.write_tables(runs, out)
     assert "prune.distill" not in (out / "table1.md").read_text()  # off: no note
+
+
+def test_seed_spread_has_a_line_for_the_distilled_variant(tmp_path):
+    r = tmp_path / "runs"
+    base = {"seed": 0, "prune": {"rounds": 5}}
+    for seed, d, c in ((0, 10.0, 10.6), (1, 10.2, 10.6)):  # the papers' recipe: +0.6, +0.4
+        _write(r, f"lenet300/2026010{seed + 1}-000000-aaaaa{seed}.json", {
+            **LENET300, "run_id": f"2026010{seed + 1}-000000-aaaaa{seed}", "seed": seed,
+            "config": {**base, "seed": seed}, "metrics": {"dense/top1_err": d, "compressed/top1_err": c}})
+    for seed, d, c in ((0, 10.0, 10.1), (1, 10.2, 10.5)):  # distilled: +0.1, +0.3, later run ids
+        _write(r, f"lenet300/2026020{seed + 1}-000000-ddddd{seed}.json", {
+            **LENET300, "run_id": f"2026020{seed + 1}-000000-ddddd{seed}", "seed": seed,
+            "config": {**base, "seed": seed, "prune": {"rounds": 5, "distill": 0.5}},
+            "metrics": {"dense/top1_err": d, "compressed/top1_err": c}})
+    rows = tables.load_rows(r)
+    choices = tables.choose_rows(rows)
+    assert choices["lenet300"].row["run_id"] == "20260102-000000-aaaaa1"  # the recipe's latest row
+    t = tables.seeds_table(rows, choices)
+    assert [line[0] for line in t.csv_lines] == ["lenet300", "lenet300 distill"]
+    i = t.csv_columns.index("compressed_minus_dense_mean")
+    assert [line[i] for line in t.csv_lines] == pytest.approx([0.5, 0.2])
+    assert "LeNet-300-100 + distillation (0.5)" in t.markdown()
