@@ -66,6 +66,16 @@ def test_relative_products_equal_dense(out_f, in_f, density, bits, threads, empt
         _close(layer.mm(X), X @ W.T)
 
 
+def test_equal_blocks():
+    # the fewest blocks of at most max_cols, equal widths: AlexNet fc6 3 x 3072, VGG-16 fc6 7 x 3584
+    assert K.equal_blocks(9216, 4096) == 3072 and K.equal_blocks(25088, 4096) == 3584
+    assert K.equal_blocks(4096, 4096) == 4096 and K.equal_blocks(4097, 4096) == 2049
+    assert K.equal_blocks(100, 4096) == 100 and K.equal_blocks(0, 4096) == 4096
+    blk = K.BlockedCSR(np.zeros(3, np.int32), np.zeros(0, np.int32), np.zeros(0, np.float32), (2, 9216),
+                       block_cols=None)
+    assert blk.n_blocks == -(-9216 // K.equal_blocks(9216, K.l1d_bytes() // 8))
+
+
 def test_column_panels_are_the_relative_format_of_each_panel():
     rng = np.random.default_rng(11)
     labels, cb = _layer(rng, 6, 10, 0.4, 2, (2,))
