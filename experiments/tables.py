@@ -518,7 +518,7 @@ def seed_rows(rows: list[tuple[Path, dict]], choice: Choice) -> list[dict]:
     exp, key = choice.row.get("experiment"), _config_without_seed(choice.row)
     out = [r for rel, r in rows if len(rel.parts) == 2 and rel.parts[0] == exp and r.get("experiment") == exp
            and r.get("git_dirty") is False and is_complete(r) and not is_smoke(r) and _config_without_seed(r) == key]
-    return sorted(out, key=lambda r: str(r["run_id"]))
+    return sorted(out, key=lambda r: (str(r.get("seed")).zfill(20), str(r["run_id"])))  # by seed, then time
 
 
 def seeds_table(rows: list[tuple[Path, dict]], choices: dict[str, Choice]) -> Table:
