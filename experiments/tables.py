@@ -94,10 +94,9 @@ def _get(d: dict | None, *keys):
 
 def distill_note(name: str, row: dict | None) -> str | None:
     """A note for rows retrained with ``prune.distill`` (ours, not in the papers), else None."""
-    a = _get(row, "config", "prune", "distill")
     if not distilled(row or {}):
         return None
-    t = _get(row, "config", "prune", "distill_temperature")
+    a, t = _get(row, "config", "prune", "distill"), _get(row, "config", "prune", "distill_temperature")
     return (f"{name}: retrained with distillation from its own dense model (`prune.distill={a}`, temperature {t}): "
             "ours, not in the papers, whose retraining uses the labels alone.")
 
@@ -344,8 +343,7 @@ def table1(choices: dict[str, Choice], runs_dir: str = "results/runs") -> Table:
                 data_notes.append(f"{name}: {DATASET_NOTES[row['dataset']]}.")
             if net == "alexnet" and row.get("model") == "alexnet":
                 other_notes.append(TORCHVISION_ALEXNET_NOTE + ".")
-            if distill_note(name, row):
-                other_notes.append(distill_note(name, row))
+            other_notes += [n for n in [distill_note(name, row)] if n]
             runs.append(f"{name} {ch.run_label}")
         lines.append([name, ds, *err_cells, *size_cells])
         d = lambda a, b: None if a is None or b is None else a - b  # noqa: E731
@@ -489,8 +487,7 @@ def layer_table(net: str, ch: Choice, runs_dir: str = "results/runs") -> Table:
                          f"{row.get('weights_source', 'unknown')}; no training, no evaluation): storage columns only.")
         if net == "alexnet" and row.get("model") == "alexnet":
             notes.append(TORCHVISION_ALEXNET_NOTE + ".")
-        if distill_note(name, row):
-            notes.append(distill_note(name, row))
+        notes += [n for n in [distill_note(name, row)] if n]
         notes.append(f"Run used: {name} {ch.run_label}, dataset {_dataset(row)}. Row choice: docs/tables.md.")
     if net == "lenet300":
         notes.append("The paper's total P+Q+H weight bits (5.1) exceed every per-layer value: an oddity of DC Table 2, "
@@ -515,9 +512,8 @@ def seed_rows(rows: list[tuple[Path, dict]], choice: Choice) -> list[dict]:
     """The complete, clean default-experiment rows that differ from the chosen row only in the seed."""
     if choice.kind != "complete":
         return []
-    exp, key = choice.row.get("experiment"), _config_without_seed(choice.row)
-    out = [r for rel, r in rows if len(rel.parts) == 2 and rel.parts[0] == exp and r.get("experiment") == exp
-           and r.get("git_dirty") is False and is_complete(r) and not is_smoke(r) and _config_without_seed(r) == key]
+    key = _config_without_seed(choice.row)
+    out = [r for r in _candidates(rows, choice.network) if is_complete(r) and _config_without_seed(r) == key]
     return sorted(out, key=lambda r: (str(r.get("seed")).zfill(20), str(r["run_id"])))  # by seed, then time
 
 

@@ -226,9 +226,9 @@ def test_cli(tmp_path):
     assert torch.equal(sd["0.weight"], read_compressed(path)[0]["0.weight"])
 
 
-def test_format_v1_file_still_decodes():
-    # tests/data/format_v1.dcz was written by the format-1 writer (all 2**bits float32 centroids
-    # before the weight table, fixed-width tables) from exactly these tensors.
+def _fixture_tensors():
+    """The tensors both committed fixtures (tests/data/format_v1.dcz, format_v2.dcz) were written from:
+    a sparse 4-bit fc layer with its codebook, a dense-quantized 3-bit conv layer with its codebook, a bias."""
     rng = np.random.default_rng(7)
     cb = np.sort(rng.standard_normal(16).astype(np.float32))
     cb[0] = 0.0
@@ -237,6 +237,13 @@ def test_format_v1_file_still_decodes():
     cb2 = np.sort(rng.standard_normal(8).astype(np.float32))
     lab2 = rng.integers(0, 8, size=(4, 3, 3, 3))
     bias = rng.standard_normal(12).astype(np.float32)
+    return cb, lab, cb2, lab2, bias
+
+
+def test_format_v1_file_still_decodes():
+    # tests/data/format_v1.dcz was written by the format-1 writer (all 2**bits float32 centroids
+    # before the weight table, fixed-width tables) from exactly these tensors.
+    cb, lab, cb2, lab2, bias = _fixture_tensors()
     path = ROOT / "tests" / "data" / "format_v1.dcz"
     sd, meta, rep = read_compressed(path)
     assert meta["note"] == "format v1 fixture"
@@ -251,14 +258,7 @@ def test_format_v1_file_still_decodes():
 def test_format_v2_file_still_decodes():
     # tests/data/format_v2.dcz was written by the format-2 writer (plain JSON header), float16,
     # from the same tensors as the format-1 fixture: sparse 4-bit fc (3-bit gaps), dense 3-bit conv.
-    rng = np.random.default_rng(7)
-    cb = np.sort(rng.standard_normal(16).astype(np.float32))
-    cb[0] = 0.0
-    lab = rng.integers(0, 16, size=(12, 20))
-    lab[rng.random((12, 20)) < 0.7] = 0
-    cb2 = np.sort(rng.standard_normal(8).astype(np.float32))
-    lab2 = rng.integers(0, 8, size=(4, 3, 3, 3))
-    bias = rng.standard_normal(12).astype(np.float32)
+    cb, lab, cb2, lab2, bias = _fixture_tensors()
     path = ROOT / "tests" / "data" / "format_v2.dcz"
     sd, meta, rep = read_compressed(path)
     assert meta["note"] == "format v2 fixture"

@@ -27,9 +27,10 @@ AMD Zen 4 CPU (measured while writing these kernels):
 
 The compressed-format loop reads 8 entries at a time: the 8 uint8 gaps are one little-endian
 64-bit load of the same bytes, and the 8 positions come out of one SWAR multiply:
-``((g + 0x0101..01) * 0x0101..01)`` holds the running sums of ``gap + 1`` in its bytes. That is exact while 8 distances fit in a byte (index_bits <= 5;
-for 5 bits the one overflowing word, eight maximal gaps, takes the scalar path); wider gaps
-use the scalar path throughout. Words that cross a row boundary also take the scalar path.
+``((g + 0x0101..01) * 0x0101..01)`` holds the running sums of ``gap + 1`` in its bytes. That is
+exact while 8 distances fit in a byte (index_bits <= 5; for 5 bits the one overflowing word,
+eight maximal gaps, takes the scalar path); wider gaps use the scalar path throughout. Words that
+cross a row boundary also take the scalar path.
 The 8 symbols are read as 8 byte loads rather than extracted from a 64-bit word: the load
 ports then do the extraction, and the ALUs only the positions (measured here: AlexNet fc7
 1099 -> 908 us, VGG-16 fc7 588 -> 485 us; extracting half of them in the ALUs was slower;
@@ -310,7 +311,7 @@ class RelativeLayer:
         self.shape = (int(shape[0]), int(shape[1]))
         self.index_bits = int(index_bits)
         if panel_cols is None:
-            panel_cols = equal_blocks(shape[1], max(64, (l1d_bytes() // 2) // 4)) if batch == 1 else 0
+            panel_cols = l1_block_cols(shape[1]) if batch == 1 else 0
         n = self.shape[1]
         self.panel_cols = int(panel_cols) if 0 < int(panel_cols) < n else max(n, 1)
         self.n_panels = max(1, -(-n // self.panel_cols))
@@ -442,6 +443,12 @@ def equal_blocks(n: int, max_cols: int) -> int:
     return -(-n // -(-n // max_cols)) if n > 0 else max_cols
 
 
+def l1_block_cols(n: int, batch: int = 1) -> int:
+    """Default block / panel width: equal blocks whose fp32 slice of ``x`` (``batch`` columns of it)
+    fills at most half the L1 data cache, and at least 64 inputs."""
+    return equal_blocks(n, max(64, (l1d_bytes() // 2) // (4 * max(1, batch))))
+
+
 def cache_sizes() -> list[tuple[int, str, int]]:
     """``(level, type, bytes)`` of cpu0's caches from sysfs (empty where it cannot be read)."""
     from pathlib import Path
@@ -507,7 +514,7 @@ class BlockedCSR:
                  n_threads: int = 1):
         o, n = int(shape[0]), int(shape[1])
         if block_cols is None:
-            block_cols = equal_blocks(n, max(64, (l1d_bytes() // 2) // (4 * max(1, batch))))
+            block_cols = l1_block_cols(n, batch)
         self.shape, self.block_cols = (o, n), int(block_cols)
         self.n_blocks = max(1, -(-n // self.block_cols))
         self.n_chunks = max(1, int(n_threads))
