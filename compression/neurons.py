@@ -126,3 +126,64 @@ def _replace_in(layer: nn.Module, w: torch.Tensor, b: torch.Tensor) -> nn.Module
         new.weight.copy_(w)
         new.bias.copy_(b)
     return new
+
+
+def drop_dead_connections(chain: Sequence[nn.Module], activations: Sequence[str]) -> list[int]:
+    """Prune every connection to or from a dead unit, in place; returns connections dropped per layer.
+
+    LWC section 3.4: "neurons with zero input connections or zero output connections may be
+    safely pruned. This pruning is furthered by removing all connections to or from a pruned
+    neuron." The papers leave it to retraining and regularization to drive those weights to
+    zero; with an exact keep count (``prune.method=density``) they would instead keep their
+    place in the layer's budget, and in the compressed file.
+
+    - into a dead-out unit: its incoming weights cannot reach the output (exact);
+    - out of a dead-in unit whose constant output act(bias) can be folded into the next
+      layer's bias (next layer fully connected, or an unpadded convolution): the weights go
+      and the bias absorbs them (exact up to float rounding).
+
+    Repeated to a fixed point (dropping a unit's inputs can kill the unit before it). The
+    masks go through ``torch.nn.utils.prune.custom_from_mask``, so they compose with earlier
+    pruning and later rounds never revive a dropped connection.
+    """
+    from torch.nn.utils import prune
+
+    dropped = [0] * len(chain)
+    changed = True
+    while changed:
+        changed = False
+        for i in range(len(chain) - 1):
+            layer, nxt = chain[i], chain[i + 1]
+            w = layer.weight.detach()
+            incoming = (w != 0).flatten(1).any(dim=1)
+            outgoing = _outgoing(layer, nxt)
+            into_dead = (w != 0) & ~outgoing.view(-1, *([1] * (w.dim() - 1)))
+            if into_dead.any():
+                dropped[i] += int(into_dead.sum())
+                prune.custom_from_mask(layer, "weight", ~into_dead)
+                changed = True
+            foldable = isinstance(nxt, nn.Linear) or (isinstance(nxt, nn.Conv2d) and _unpadded(nxt))
+            fold = ~incoming & outgoing
+            if not (foldable and fold.any()):
+                continue
+            nw = nxt.weight.detach()
+            const = _act(activations[i], layer.bias.detach() if layer.bias is not None
+                         else torch.zeros(w.shape[0], dtype=w.dtype))
+            if isinstance(nxt, nn.Linear):
+                g = _unit_groups(layer, nxt)
+                delta = nw.view(nw.shape[0], -1, g).sum(dim=2)[:, fold] @ const[fold]
+                cols = fold.repeat_interleave(g)
+                out_of_dead = torch.zeros_like(nw, dtype=torch.bool)
+                out_of_dead[:, cols] = nw[:, cols] != 0
+            else:
+                delta = nw[:, fold].sum(dim=(2, 3)) @ const[fold]
+                out_of_dead = torch.zeros_like(nw, dtype=torch.bool)
+                out_of_dead[:, fold] = nw[:, fold] != 0
+            if nxt.bias is None:
+                raise ValueError("folding a dead unit's constant output needs a bias in the next layer")
+            with torch.no_grad():
+                nxt.bias += delta
+            dropped[i + 1] += int(out_of_dead.sum())
+            prune.custom_from_mask(nxt, "weight", ~out_of_dead)
+            changed = True
+    return dropped

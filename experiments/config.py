@@ -117,6 +117,12 @@ class PruneConf:
     # (Hinton et al. 2015). Only the loss changes: masks, densities and the LR schedule are as above.
     distill: float = 0.0
     distill_temperature: float = 4.0
+    # LWC section 3.4 ("pruning neurons"): after each pruning step also prune every connection into a
+    # unit left with no outgoing connection (it cannot reach the output) and out of a unit left with
+    # no incoming one (its constant output is folded into the next layer's bias). The outputs do not
+    # change; the layer keeps fewer connections than its density target (the row's `density` is
+    # what remains). False keeps them in the layer's budget, as runs before this option did.
+    drop_dead_connections: bool = True
 
     def __post_init__(self):
         _check(self.method in ("density", "quality"), "prune.method", self.method, "must be density or quality")
@@ -153,6 +159,9 @@ class QuantizeConf:
     momentum: float = 0.9
     weight_decay: float = 0.0
     schedule: str = "cosine"
+    # Ours, as prune.distill but for centroid fine-tuning (0 = off = DC's trained quantization).
+    distill: float = 0.0
+    distill_temperature: float = 4.0
 
     def __post_init__(self):
         _check_bits("quantize.bits", self.bits, 0, 16)
@@ -160,6 +169,8 @@ class QuantizeConf:
                "must be linear, random or density")
         _check(self.epochs >= 0, "quantize.epochs", self.epochs, "must be >= 0")
         _check(self.lr > 0, "quantize.lr", self.lr, "must be > 0")
+        _check(0 <= self.distill <= 1, "quantize.distill", self.distill, "must be in [0, 1] (0 = off)")
+        _check(self.distill_temperature > 0, "quantize.distill_temperature", self.distill_temperature, "must be > 0")
 
 
 @dataclass

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
-from compression.neurons import dead_units
+from compression.neurons import dead_units, drop_dead_connections
 from compression.prune import current_mask, magnitude_prune, make_permanent, resolve_per_layer, schedule_densities
 from compression.quantize import apply_weight_sharing, codebook_and_labels
 from experiments.checkpoints import Progress, is_rank_zero, last_checkpoint, restore
@@ -36,6 +36,8 @@ from experiments.results import git_info, new_run_id, result_relevant, row_dir, 
 from experiments.encode import encode_stage  # noqa: E402  (not lazily: a long run must not pick up edited code at its end)
 
 log = logging.getLogger(__name__)
+
+Distill = tuple  # (teacher model, loss weight, temperature): see Run.distill
 # Lightning repeats "GPU available: False ..." for every Trainer; keep warnings only.
 logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
 logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
@@ -124,19 +126,27 @@ class Run:
 
     # -- Lightning plumbing ----------------------------------------------------------------
     def lit(self, lr: float, weight_decay: float, momentum: float, schedule: str, l1: float = 0.0,
-            teacher: nn.Module | None = None) -> LitClassifier:
-        d, p = self.cfg.dense, self.cfg.prune
+            distill: Distill | None = None) -> LitClassifier:
+        d = self.cfg.dense
+        teacher, weight, temperature = distill if distill is not None else (None, 0.0, 4.0)
         return LitClassifier(self.model, self.dm.num_classes, lr=lr, momentum=momentum, weight_decay=weight_decay,
                              schedule=schedule, step_size=d.step_size, gamma=d.gamma, l1=l1,
                              l1_params=[m for _, m, _ in self.layers], teacher=teacher,
-                             distill=p.distill if teacher is not None else 0.0, temperature=p.distill_temperature)
+                             distill=weight, temperature=temperature)
 
-    def dense_teacher(self) -> nn.Module:
+    def distill(self, group: str, epochs: int) -> Distill | None:
+        """(teacher, weight, temperature) from ``<group>.distill``, or None when off or nothing trains."""
+        c = self.cfg[group]
+        if c.distill <= 0 or epochs <= 0:
+            return None
+        return self.dense_teacher(f"{group}.distill"), float(c.distill), float(c.distill_temperature)
+
+    def dense_teacher(self, key: str = "prune.distill") -> nn.Module:
         """This run's dense model (``dense.pt``, written by the dense stage), for distillation."""
         path = self.out_dir / "dense.pt"
         if not path.is_file():
-            raise UserError(f"prune.distill needs this run's dense weights at {path}; the dense stage writes them "
-                            "(rerun without resuming, or set prune.distill=0)")
+            raise UserError(f"{key} needs this run's dense weights at {path}; the dense stage writes them "
+                            f"(rerun without resuming, or set {key}=0)")
         with torch.random.fork_rng(devices=[]):  # building it must not move this run's random stream
             return build_model(self.cfg.model.name, **self.shape, checkpoint=str(path))
 
@@ -168,11 +178,11 @@ class Run:
         return False
 
     def fit(self, stage: str, epochs: int, lr: float, weight_decay: float, momentum: float,
-            schedule: str, l1: float = 0.0, teacher: nn.Module | None = None) -> None:
+            schedule: str, l1: float = 0.0, distill: Distill | None = None) -> None:
         if epochs <= 0:
             return
         ckpt_dir = self.out_dir / "ckpt" / stage
-        self.trainer(stage, epochs).fit(self.lit(lr, weight_decay, momentum, schedule, l1, teacher), datamodule=self.dm,
+        self.trainer(stage, epochs).fit(self.lit(lr, weight_decay, momentum, schedule, l1, distill), datamodule=self.dm,
                                         ckpt_path=last_checkpoint(ckpt_dir))
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the unit's snapshot supersedes it
 
@@ -249,15 +259,18 @@ def prune_stage(run: Run) -> None:
     phases = [{"conv", "fc"}]
     if c.alternate and any(k == "conv" for _, _, k in run.layers):
         phases = [{"fc"}, {"conv"}]  # LWC: retrain fc with conv frozen, then conv with fc frozen
-    teacher = run.dense_teacher() if c.distill > 0 and c.epochs_per_round > 0 else None
+    distill = run.distill("prune", c.epochs_per_round)
     run.row.setdefault("rounds", [])
     for r in range(rounds):
         if run.progress.done(f"prune_r{r + 1}"):
             continue
         prune_layers(run, {n: p[r] for n, p in plan.items()} if plan else targets)
+        dropped = _drop_dead_connections(run) if c.drop_dead_connections else None
         info = {"round": r + 1,
                 "density": _overall_density(run),
                 "layer_density": {n: round(float(current_mask(m).float().mean()), 6) for n, m, _ in run.layers}}
+        if dropped:
+            info["dead_connections_dropped"] = dropped
         if c.epochs_per_round > 0:
             info["top1_err_pruned"] = round(run.evaluate()["top1_err"], 4)
             if c.dropout_rescale:
@@ -267,7 +280,7 @@ def prune_stage(run: Run) -> None:
                 if len(phases) > 1:
                     _set_trainable(run, kinds)
                     name += "_" + "+".join(sorted(kinds))  # each phase has its own epoch checkpoints
-                run.fit(name, c.epochs_per_round, d.lr * c.lr_scale, wd, d.momentum, c.schedule, l1, teacher)
+                run.fit(name, c.epochs_per_round, d.lr * c.lr_scale, wd, d.momentum, c.schedule, l1, distill)
             _set_trainable(run, {"conv", "fc"})
         info["top1_err_retrained" if c.epochs_per_round > 0 else "top1_err_pruned"] = \
             round(run.evaluate()["top1_err"], 4)
@@ -304,6 +317,16 @@ def _export_without_dead_neurons(run: Run) -> None:
     log.info("removed dead units %s (max output change %.2e) -> %s", removed, diff, path)
 
 
+def _drop_dead_connections(run: Run) -> dict[str, int]:
+    """LWC section 3.4: prune the connections of units that pruning left dead (outputs unchanged)."""
+    chain = [m for _, m, _ in run.layers]
+    dropped = drop_dead_connections(chain, run.model.activations)
+    for (name, _, _), n in zip(run.layers, dropped):
+        e = run.layer_entry(name)
+        e["dead_connections_dropped"] = e.get("dead_connections_dropped", 0) + n
+    return {name: n for (name, _, _), n in zip(run.layers, dropped) if n}
+
+
 def _overall_density(run: Run) -> float:
     total = sum(m.weight.numel() for _, m, _ in run.layers)
     alive = sum(int(current_mask(m).sum()) for _, m, _ in run.layers)
@@ -315,7 +338,7 @@ def quantize_stage(run: Run) -> None:
     storage_quantize_stage(run)  # the same per-layer k-means; then centroid fine-tuning
     run.record("quantized_init", run.evaluate())  # before centroid fine-tuning
     _record_codebooks(run, "codebook_init")
-    run.fit("quantize", c.epochs, c.lr, c.weight_decay, c.momentum, c.schedule)
+    run.fit("quantize", c.epochs, c.lr, c.weight_decay, c.momentum, c.schedule, distill=run.distill("quantize", c.epochs))
     bad = [n for n, m, _ in run.layers if parametrize.is_parametrized(m, "weight")
            and not bool(torch.isfinite(m.parametrizations.weight.original).all())]
     if bad:  # DC Eq. 3 sums the gradients of every weight sharing a centroid: large steps can diverge

@@ -38,8 +38,12 @@ def git_info(root: str | Path) -> dict[str, Any]:
 
 
 # Options added after rows were written: at these values they do what rows without them did, so
-# they are left out of the comparison (an older row and a newer one at the default group together).
-ADDED_LATER = {"prune": {"distill": 0.0, "distill_temperature": 4.0}}
+# they are left out of the comparison (an older row and a newer one at these values group together).
+ADDED_LATER = {"prune": {"distill": 0.0, "distill_temperature": 4.0, "drop_dead_connections": False},
+               "quantize": {"distill": 0.0, "distill_temperature": 4.0}}
+# An option that means nothing while another is at this value is left out too (at any value).
+MEANINGLESS_WHEN = {("prune", "distill_temperature"): ("distill", 0.0),
+                    ("quantize", "distill_temperature"): ("distill", 0.0)}
 
 
 def result_relevant(config: dict) -> dict:
@@ -50,9 +54,9 @@ def result_relevant(config: dict) -> dict:
     for group, defaults in ADDED_LATER.items():
         if isinstance(cfg.get(group), dict):
             g = dict(cfg[group])
-            off = g.get("distill", 0.0) == 0.0  # the temperature means nothing while distillation is off
             for k, v in defaults.items():
-                if k in g and (g[k] == v or off):
+                when = MEANINGLESS_WHEN.get((group, k))
+                if k in g and (g[k] == v or (when is not None and g.get(when[0], when[1]) == when[1])):
                     g.pop(k)
             cfg[group] = g
     return cfg

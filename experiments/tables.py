@@ -22,7 +22,7 @@ Row choice rule (also in docs/tables.md). For each network (lenet300, lenet5, al
    ``trainer=smoke``) are never candidates.
 2. Use the latest (greatest ``run_id``; run ids sort by time) *complete* candidate: not
    ``storage_only``, with ``metrics["compressed/top1_err"]`` and ``size.file_bytes``. Rows that
-   retrained with distillation (``prune.distill`` > 0, ours, not in the papers) are used only
+   retrained with distillation (``prune.distill`` or ``quantize.distill`` > 0, ours, not in the papers) are used only
    when no complete row without it exists, and are then marked in the notes.
 3. If none is complete, use the latest ``storage_only: true`` candidate that has
    ``size.file_bytes``: it fills only the size and rate columns of Table 1 (its error columns say
@@ -93,16 +93,28 @@ def _get(d: dict | None, *keys):
 
 
 def distill_note(name: str, row: dict | None) -> str | None:
-    """A note for rows retrained with ``prune.distill`` (ours, not in the papers), else None."""
+    """A note for rows retrained with ``prune.distill`` / ``quantize.distill`` (ours, not in the papers), else None."""
     if not distilled(row or {}):
         return None
-    a, t = _get(row, "config", "prune", "distill"), _get(row, "config", "prune", "distill_temperature")
-    return (f"{name}: retrained with distillation from its own dense model (`prune.distill={a}`, temperature {t}): "
+    parts = [f"`{g}.distill={_get(row, 'config', g, 'distill')}` (temperature {_get(row, 'config', g, 'distill_temperature')})"
+             for g in ("prune", "quantize") if _get(row, "config", g, "distill")]
+    return (f"{name}: retrained with distillation from its own dense model ({', '.join(parts)}): "
             "ours, not in the papers, whose retraining uses the labels alone.")
 
 
 def distilled(row: dict) -> bool:
-    return bool(_get(row, "config", "prune", "distill"))
+    return bool(_get(row, "config", "prune", "distill") or _get(row, "config", "quantize", "distill"))
+
+
+def variant(row: dict) -> str:
+    """How a row's recipe differs from the papers' as this code runs it: '' for the recipe itself."""
+    parts = []
+    a, b = _get(row, "config", "prune", "distill"), _get(row, "config", "quantize", "distill")
+    if a or b:
+        parts.append("distillation (" + ", ".join(f"{g} {v}" for g, v in (("prune", a), ("quantize", b)) if v) + ")")
+    if not _get(row, "config", "prune", "drop_dead_connections"):
+        parts.append("dead connections kept")  # rows from before LWC 3.4's dropping was added
+    return "; ".join(parts)
 
 
 def is_complete(row: dict) -> bool:
@@ -537,11 +549,15 @@ def seeds_table(rows: list[tuple[Path, dict]], choices: dict[str, Choice]) -> Ta
     lines, csv_lines, notes = [], [], []
     for net in pv.NETWORKS:
         anchors = [choices[net]]
-        # the distilled variant (ours) gets its own line when its rows exist beside the papers' recipe
-        dist = sorted((r for r in _candidates(rows, net) if distilled(r) and is_complete(r)),
-                      key=lambda r: str(r["run_id"]))
-        if dist and not distilled(choices[net].row or {}):
-            anchors.append(Choice(net, dist[-1], "complete"))
+        # every other recipe variant with runs on at least two seeds gets its own line, latest first
+        # (a variant run once is an earlier config the later rows supersede)
+        taken = {_config_without_seed(choices[net].row)} if choices[net].row else set()
+        for r in sorted((r for r in _candidates(rows, net) if is_complete(r)), key=lambda r: str(r["run_id"]),
+                        reverse=True):
+            ch = Choice(net, r, "complete")
+            if _config_without_seed(r) not in taken and len(seed_rows(rows, ch)) >= 2:
+                taken.add(_config_without_seed(r))
+                anchors.append(ch)
         for anchor in anchors:
             rs = seed_rows(rows, anchor)
             if not rs:
@@ -553,16 +569,17 @@ def seeds_table(rows: list[tuple[Path, dict]], choices: dict[str, Choice]) -> Ta
                 cells.append(c)
                 nums += n
             seeds = ", ".join(str(r.get("seed")) for r in rs)
-            name = pv.NETWORKS[net]["name"]
-            if distilled(anchor.row):
-                name += f" + distillation ({_get(anchor.row, 'config', 'prune', 'distill')})"
+            label = variant(anchor.row)
+            name = pv.NETWORKS[net]["name"] + (f": {label}" if label else "")
             lines.append([name, f"{len(rs)} (seeds {seeds})", *cells])
-            csv_lines.append([net + (" distill" if distilled(anchor.row) else ""), len(rs), seeds, *nums])
+            csv_lines.append([net + (f" {label}" if label else ""), len(rs), seeds, *nums])
             notes.append(f"{name}: runs " + ", ".join(f"`{r['run_id']}`" for r in rs) + ".")
     notes.append("Each line: every clean, complete row of the network's default experiment whose config equals "
                  "the Table 1 row's except for the seed; mean ± sample standard deviation (min to max). "
-                 "Lines marked distillation: the same for the latest row retrained with `prune.distill` "
-                 "(ours, not in the papers), which Table 1 uses only when no other row exists. "
+                 "Further lines: the same for every other variant run on at least two seeds, latest first; "
+                 "distillation (`prune.distill`, `quantize.distill`) is ours, not in the papers, and Table 1 "
+                 "uses it only when no other row exists; \"dead connections kept\" marks rows from before "
+                 "`prune.drop_dead_connections` (LWC section 3.4) was added. "
                  "Thread count and hardware also change the trajectory, so one seed is not bit-reproducible "
                  "across machines.")
     return Table(

@@ -38,10 +38,13 @@ def test_row_pruning_fields(lenet300_row):
     names = [l["name"] for l in row["layers"]]
     assert names == ["ip1", "ip2", "ip3"]
     want = {"ip1": 0.08, "ip2": 0.09, "ip3": 0.26}
+    last_drop = row["rounds"][-1].get("dead_connections_dropped", {})
     for l in row["layers"]:
         assert l["kind"] == "fc"
-        assert l["density"] == pytest.approx(want[l["name"]], abs=1e-3)
-        assert l["nonzeros"] == round(want[l["name"]] * l["weights"])
+        # the density target, less the connections of units that pruning left dead (LWC 3.4)
+        assert l["nonzeros"] == round(want[l["name"]] * l["weights"]) - last_drop.get(l["name"], 0)
+        assert l["density"] == pytest.approx(l["nonzeros"] / l["weights"], abs=1e-4)
+        assert l["dead_connections_dropped"] >= last_drop.get(l["name"], 0)
         assert "dead_in" in l and "dead_out" in l
     total = sum(l["weights"] for l in row["layers"])
     assert row["ratio"]["p"] == pytest.approx(total / sum(l["nonzeros"] for l in row["layers"]), rel=1e-3)
@@ -186,3 +189,43 @@ def test_distillation_config_checks_and_grouping(tmp_path):
     new_on = {"prune": {"rounds": 5, "distill": 0.5, "distill_temperature": 4.0}, "trainer": {}}
     assert result_relevant(old) == result_relevant(new_off)  # rows from before the option group with "off"
     assert result_relevant(old) != result_relevant(new_on)
+    # drop_dead_connections (default on) came later: rows without it kept their dead connections
+    assert result_relevant(old) == result_relevant({**old, "prune": {"rounds": 5, "drop_dead_connections": False}})
+    assert result_relevant(old) != result_relevant({**old, "prune": {"rounds": 5, "drop_dead_connections": True}})
+    assert result_relevant({"quantize": {"distill": 0.0, "distill_temperature": 2.0}, "trainer": {}}) == \
+        result_relevant({"quantize": {}, "trainer": {}})  # a temperature means nothing while distillation is off
+
+
+def test_quantize_distillation_changes_only_the_centroid_fine_tuning(tmp_path):
+    """quantize.distill: same pruned weights and initial codebooks, different fine-tuned codebooks."""
+    base = ["+experiment=lenet300", "data=mnist_sample", "dense.epochs=1", "prune.rounds=1",
+            "prune.epochs_per_round=0", "quantize.epochs=1", "quantize.lr=1e-3", "encode=none",
+            "write_row=false", "logger=none", "trainer.enable_progress_bar=false"]
+    rows = {a: run(compose_cfg([*base, f"quantize.distill={a}"], tmp_path / str(a))) for a in (0.0, 0.5)}
+    assert rows[0.0]["metrics"]["pruned/top1_err"] == rows[0.5]["metrics"]["pruned/top1_err"]
+    init = [[e["codebook_init"] for e in r["layers"]] for r in rows.values()]
+    tuned = [[e["codebook"] for e in r["layers"]] for r in rows.values()]
+    assert init[0] == init[1]
+    assert tuned[0] != tuned[1]
+
+
+def test_pruning_drops_dead_connections_and_keeps_outputs(tmp_path):
+    """LWC 3.4 in the pipeline: no stored weight leads into a unit without outgoing connections."""
+    import torch
+
+    base = ["+experiment=lenet300", "data=mnist_sample", "dense.epochs=1", "prune.rounds=1",
+            "prune.epochs_per_round=0", "prune.density={ip1: 0.08, ip2: 0.09, ip3: 0.05}",
+            "quantize=none", "encode=none", "write_row=false", "logger=none", "trainer.enable_progress_bar=false"]
+    rows = {d: run(compose_cfg([*base, f"prune.drop_dead_connections={d}"], tmp_path / str(d)))
+            for d in (False, True)}
+    kept, dropped = (torch.load(r["artifacts"]["pruned_checkpoint"]) for r in rows.values())
+    n = {e["name"]: e.get("dead_connections_dropped", 0) for e in rows[True]["layers"]}
+    assert n["ip1"] + n["ip2"] > 0  # ip3 at 5% leaves ip2 units without outgoing connections
+    for name, nxt in (("ip1", "ip2"), ("ip2", "ip3")):
+        w, w_next = dropped[f"{name}.weight"], dropped[f"{nxt}.weight"]
+        dead_out = ~(w_next != 0).any(dim=0)
+        assert not (w[dead_out] != 0).any()
+        before = int((kept[f"{name}.weight"] != 0).sum())
+        assert before - int((w != 0).sum()) == n[name]
+    # the dropped connections could not reach the output: the same pruned error
+    assert rows[True]["metrics"]["pruned/top1_err"] == rows[False]["metrics"]["pruned/top1_err"]

@@ -206,15 +206,19 @@ def test_distilled_rows_come_last_and_are_marked(runs, tmp_path):
     tables.write_tables(runs, out)
     for stem in ("table1", "table2_lenet300"):
         text = (out / f"{stem}.md").read_text()
-        assert "ffffff" in text and "`prune.distill=0.5`, temperature 4.0" in text
+        assert "ffffff" in text and "`prune.distill=0.5` (temperature 4.0)" in text
     _write(runs, "lenet300/20260106-000000-ffffff.json", {**row, "config": {"prune": {"distill": 0.0}}})
     tables.write_tables(runs, out)
     assert "prune.distill" not in (out / "table1.md").read_text()  # off: no note
 
 
-def test_seed_spread_has_a_line_for_the_distilled_variant(tmp_path):
+def test_seed_spread_has_a_line_per_variant_run_on_two_seeds(tmp_path):
     r = tmp_path / "runs"
-    base = {"seed": 0, "prune": {"rounds": 5}}
+    base = {"seed": 0, "prune": {"rounds": 5, "drop_dead_connections": True}}
+    # an earlier config run once (dead connections kept): superseded, no line of its own
+    _write(r, "lenet300/20251201-000000-eeeee0.json", {
+        **LENET300, "run_id": "20251201-000000-eeeee0", "seed": 0, "config": {"seed": 0, "prune": {"rounds": 3}},
+        "metrics": {"dense/top1_err": 10.0, "compressed/top1_err": 11.0}})
     for seed, d, c in ((0, 10.0, 10.6), (1, 10.2, 10.6)):  # the papers' recipe: +0.6, +0.4
         _write(r, f"lenet300/2026010{seed + 1}-000000-aaaaa{seed}.json", {
             **LENET300, "run_id": f"2026010{seed + 1}-000000-aaaaa{seed}", "seed": seed,
@@ -222,13 +226,16 @@ def test_seed_spread_has_a_line_for_the_distilled_variant(tmp_path):
     for seed, d, c in ((0, 10.0, 10.1), (1, 10.2, 10.5)):  # distilled: +0.1, +0.3, later run ids
         _write(r, f"lenet300/2026020{seed + 1}-000000-ddddd{seed}.json", {
             **LENET300, "run_id": f"2026020{seed + 1}-000000-ddddd{seed}", "seed": seed,
-            "config": {**base, "seed": seed, "prune": {"rounds": 5, "distill": 0.5}},
+            "config": {**base, "seed": seed, "prune": {**base["prune"], "distill": 0.5}},
             "metrics": {"dense/top1_err": d, "compressed/top1_err": c}})
     rows = tables.load_rows(r)
     choices = tables.choose_rows(rows)
     assert choices["lenet300"].row["run_id"] == "20260102-000000-aaaaa1"  # the recipe's latest row
     t = tables.seeds_table(rows, choices)
-    assert [line[0] for line in t.csv_lines] == ["lenet300", "lenet300 distill"]
+    assert [line[0] for line in t.csv_lines] == ["lenet300", "lenet300 distillation (prune 0.5)"]
     i = t.csv_columns.index("compressed_minus_dense_mean")
     assert [line[i] for line in t.csv_lines] == pytest.approx([0.5, 0.2])
-    assert "LeNet-300-100 + distillation (0.5)" in t.markdown()
+    assert "LeNet-300-100: distillation (prune 0.5)" in t.markdown()
+    assert tables.variant({"config": {"prune": {"rounds": 3}}}) == "dead connections kept"
+    assert tables.variant({"config": {"prune": {"drop_dead_connections": True, "distill": 0.5},
+                                      "quantize": {"distill": 0.3}}}) == "distillation (prune 0.5, quantize 0.3)"
