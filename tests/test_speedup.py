@@ -199,6 +199,14 @@ def test_relative_chunks_are_row_aligned_and_cover_the_stream():
         assert (pos[b:e] // 100 >= row).all()
 
 
+def test_balanced_start_rows_by_hand():
+    # cumulative entries 5, 5, 10, 15, 20: entry 10 (the half) is row 3's first -> rows 0-2 | 3-4
+    assert K.balanced_start_rows(np.array([5, 0, 5, 5, 5]), 2).tolist() == [0, 3]
+    assert K.balanced_start_rows(np.array([5, 0, 5, 5, 5]), 4).tolist() == [0, 2, 3, 4]
+    assert K.balanced_start_rows(np.array([10, 0, 0, 0]), 4).tolist() == [0]  # one heavy row: one chunk
+    assert K.balanced_start_rows(np.array([3, 3]), 1).tolist() == [0]
+
+
 def test_byte_counts_equal_a_hand_count():
     # 3 x 4 layer, non-zeros at flat positions 1, 2, 11 (row 0: 2, row 2: 1); 2-bit gaps
     labels = np.zeros(12, np.uint8)

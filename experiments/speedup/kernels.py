@@ -98,14 +98,25 @@ def relative_chunks(gaps: np.ndarray, n_in: int, n_out: int, n_chunks: int,
         return np.stack([np.zeros_like(r), np.zeros_like(r), r, np.full_like(r, -1)], axis=1)
     pos = np.cumsum(gaps.astype(np.int64) + 1) - 1  # absolute flat positions (setup only)
     if start_rows is None:
-        targets = (np.arange(1, n_chunks) * n_entries) // n_chunks
-        start_rows = np.unique(np.concatenate([[0], pos[targets] // n_in]))
+        start_rows = balanced_start_rows(np.bincount(pos // n_in, minlength=n_out), n_chunks)
     start_rows = np.asarray(start_rows, dtype=np.int64)
     begins = np.searchsorted(pos, start_rows * n_in, side="left")
     ends = np.append(begins[1:], n_entries)
     prev_pos = np.where(begins > 0, pos[np.maximum(begins - 1, 0)], -1)
     cols = prev_pos - start_rows * n_in  # <= -1: the next gap lands in start_row or later
     return np.stack([begins, ends, start_rows, cols], axis=1).astype(np.int64)
+
+
+def balanced_start_rows(per_row: np.ndarray, n_chunks: int) -> np.ndarray:
+    """First rows of ``n_chunks`` row ranges holding about equal shares of ``per_row`` (entries
+    per row); ascending, first 0, duplicates merged (so possibly fewer chunks)."""
+    n_chunks = max(1, int(n_chunks))
+    cum = np.cumsum(np.asarray(per_row, dtype=np.int64))
+    if n_chunks == 1 or cum.size == 0:
+        return np.zeros(1, np.int64)
+    targets = (np.arange(1, n_chunks) * int(cum[-1])) // n_chunks
+    rows = np.minimum(np.searchsorted(cum, targets, side="right"), cum.size - 1)
+    return np.unique(np.concatenate([[0], rows])).astype(np.int64)
 
 
 def column_panels(symbols: np.ndarray, gaps: np.ndarray, shape, index_bits: int, panel_cols: int,
@@ -123,13 +134,8 @@ def column_panels(symbols: np.ndarray, gaps: np.ndarray, shape, index_bits: int,
 
     o, n = int(shape[0]), int(shape[1])
     labels = decode_relative(symbols, gaps, o * n, index_bits).reshape(o, n)
-    n_chunks = max(1, int(n_chunks))
-    if n_chunks > 1:  # balance the chunks' non-zeros (all panels together)
-        cum = np.cumsum(np.count_nonzero(labels, axis=1))
-        targets = (np.arange(1, n_chunks) * int(cum[-1] if cum.size else 0)) // n_chunks
-        start_rows = np.unique(np.concatenate([[0], np.minimum(np.searchsorted(cum, targets, side="right"), o - 1)]))
-    else:
-        start_rows = np.zeros(1, np.int64)
+    # the same first rows in every panel, balancing the non-zeros of all panels together
+    start_rows = balanced_start_rows(np.count_nonzero(labels, axis=1), n_chunks)
     syms, gps, tables, offset = [], [], [], 0
     for c0 in range(0, n, panel_cols):
         c1 = min(n, c0 + panel_cols)
