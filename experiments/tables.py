@@ -111,7 +111,8 @@ def variant(row: dict) -> str:
     parts = []
     a, b = _get(row, "config", "prune", "distill"), _get(row, "config", "quantize", "distill")
     if a or b:
-        parts.append("distillation (" + ", ".join(f"{g} {v}" for g, v in (("prune", a), ("quantize", b)) if v) + ")")
+        parts.append("distillation (" + "; ".join(
+            f"{g} {v}, T {_get(row, 'config', g, 'distill_temperature')}" for g, v in (("prune", a), ("quantize", b)) if v) + ")")
     if not _get(row, "config", "prune", "drop_dead_connections"):
         parts.append("dead connections kept")  # rows from before LWC 3.4's dropping was added
     return "; ".join(parts)

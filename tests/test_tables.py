@@ -226,16 +226,17 @@ def test_seed_spread_has_a_line_per_variant_run_on_two_seeds(tmp_path):
     for seed, d, c in ((0, 10.0, 10.1), (1, 10.2, 10.5)):  # distilled: +0.1, +0.3, later run ids
         _write(r, f"lenet300/2026020{seed + 1}-000000-ddddd{seed}.json", {
             **LENET300, "run_id": f"2026020{seed + 1}-000000-ddddd{seed}", "seed": seed,
-            "config": {**base, "seed": seed, "prune": {**base["prune"], "distill": 0.5}},
+            "config": {**base, "seed": seed, "prune": {**base["prune"], "distill": 0.5, "distill_temperature": 4.0}},
             "metrics": {"dense/top1_err": d, "compressed/top1_err": c}})
     rows = tables.load_rows(r)
     choices = tables.choose_rows(rows)
     assert choices["lenet300"].row["run_id"] == "20260102-000000-aaaaa1"  # the recipe's latest row
     t = tables.seeds_table(rows, choices)
-    assert [line[0] for line in t.csv_lines] == ["lenet300", "lenet300 distillation (prune 0.5)"]
+    assert [line[0] for line in t.csv_lines] == ["lenet300", "lenet300 distillation (prune 0.5, T 4.0)"]
     i = t.csv_columns.index("compressed_minus_dense_mean")
     assert [line[i] for line in t.csv_lines] == pytest.approx([0.5, 0.2])
-    assert "LeNet-300-100: distillation (prune 0.5)" in t.markdown()
+    assert "LeNet-300-100: distillation (prune 0.5, T 4.0)" in t.markdown()
     assert tables.variant({"config": {"prune": {"rounds": 3}}}) == "dead connections kept"
-    assert tables.variant({"config": {"prune": {"drop_dead_connections": True, "distill": 0.5},
-                                      "quantize": {"distill": 0.3}}}) == "distillation (prune 0.5, quantize 0.3)"
+    assert tables.variant({"config": {"prune": {"drop_dead_connections": True, "distill": 0.5, "distill_temperature": 2},
+                                      "quantize": {"distill": 0.3, "distill_temperature": 4}}}) == \
+        "distillation (prune 0.5, T 2; quantize 0.3, T 4)"
