@@ -36,11 +36,11 @@ from experiments.results import git_info, new_run_id, result_relevant, row_dir, 
 from experiments.encode import encode_stage  # noqa: E402  (not lazily: a long run must not pick up edited code at its end)
 
 log = logging.getLogger(__name__)
-
-Distill = tuple  # (teacher model, loss weight, temperature): see Run.distill
 # Lightning repeats "GPU available: False ..." for every Trainer; keep warnings only.
 logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
 logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
+Distill = tuple  # (teacher model, loss weight, temperature): see Run.distill
 
 
 class Run:
