@@ -37,6 +37,27 @@ def _outgoing(layer: nn.Module, nxt: nn.Module) -> torch.Tensor:
     return w.any(dim=0).view(-1, g).any(dim=1)
 
 
+def _foldable(nxt: nn.Module) -> bool:
+    """A constant input unit of ``nxt`` can be folded into its bias (fc, or an unpadded conv)."""
+    return isinstance(nxt, nn.Linear) or (isinstance(nxt, nn.Conv2d) and _unpadded(nxt))
+
+
+def _input_cols(layer: nn.Module, nxt: nn.Module, units: torch.Tensor) -> torch.Tensor:
+    """Bool over ``nxt``'s input dimension: the inputs fed by ``units`` of ``layer``."""
+    return units.repeat_interleave(_unit_groups(layer, nxt)) if isinstance(nxt, nn.Linear) else units
+
+
+def _folded_bias(layer: nn.Module, nxt: nn.Module, activation: str, units: torch.Tensor) -> torch.Tensor:
+    """What ``units`` of ``layer``, each outputting the constant act(bias), add to ``nxt``'s outputs."""
+    w, nw = layer.weight.detach(), nxt.weight.detach()
+    const = _act(activation, layer.bias.detach() if layer.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype))
+    if isinstance(nxt, nn.Linear):
+        per_unit = nw.view(nw.shape[0], -1, _unit_groups(layer, nxt)).sum(dim=2)  # [out, units]
+    else:
+        per_unit = nw.sum(dim=(2, 3))
+    return per_unit[:, units] @ const[units]
+
+
 def dead_units(chain: Sequence[nn.Module]) -> list[dict]:
     """Per layer: {'units', 'dead_in', 'dead_out'} counts (the last layer's outputs are never dead-out)."""
     out = []
@@ -71,25 +92,15 @@ def remove_dead_units(model: nn.Module, paths: Sequence[str], activations: Seque
         w = layer.weight.detach()
         incoming = (w != 0).flatten(1).any(dim=1)
         outgoing = _outgoing(layer, nxt)
-        foldable = isinstance(nxt, nn.Linear) or (isinstance(nxt, nn.Conv2d) and _unpadded(nxt))
-        drop = ~outgoing | (~incoming & foldable)
+        drop = ~outgoing | (~incoming & _foldable(nxt))
         if not drop.any():
             continue
         keep = ~drop
-        g = _unit_groups(layer, nxt)
-        nw = nxt.weight.detach().clone()
+        nw = nxt.weight.detach()
         nb = nxt.bias.detach().clone() if nxt.bias is not None else torch.zeros(nw.shape[0])
         # Fold the constant output act(bias_j) of each dropped dead-in unit into nxt's bias.
-        const = _act(activations[i], layer.bias.detach() if layer.bias is not None else torch.zeros(w.shape[0]))
-        fold = drop & ~incoming & outgoing
-        if isinstance(nxt, nn.Linear):
-            per_unit = nw.view(nw.shape[0], -1, g).sum(dim=2)          # [out, units]
-            nb += per_unit[:, fold] @ const[fold]
-            cols = keep.repeat_interleave(g)
-            nw = nw[:, cols]
-        else:
-            nb += nw[:, fold].sum(dim=(2, 3)) @ const[fold]
-            nw = nw[:, keep]
+        nb += _folded_bias(layer, nxt, activations[i], drop & ~incoming & outgoing)
+        nw = nw[:, _input_cols(layer, nxt, keep)].clone()
         chain[i] = _shrink_out(layer, keep)
         chain[i + 1] = _replace_in(nxt, nw, nb)
         model.set_submodule(paths[i], chain[i])
@@ -162,27 +173,17 @@ def drop_dead_connections(chain: Sequence[nn.Module], activations: Sequence[str]
                 dropped[i] += int(into_dead.sum())
                 prune.custom_from_mask(layer, "weight", ~into_dead)
                 changed = True
-            foldable = isinstance(nxt, nn.Linear) or (isinstance(nxt, nn.Conv2d) and _unpadded(nxt))
             fold = ~incoming & outgoing
-            if not (foldable and fold.any()):
+            if not (_foldable(nxt) and fold.any()):
                 continue
-            nw = nxt.weight.detach()
-            const = _act(activations[i], layer.bias.detach() if layer.bias is not None
-                         else torch.zeros(w.shape[0], dtype=w.dtype))
-            if isinstance(nxt, nn.Linear):
-                g = _unit_groups(layer, nxt)
-                delta = nw.view(nw.shape[0], -1, g).sum(dim=2)[:, fold] @ const[fold]
-                cols = fold.repeat_interleave(g)
-                out_of_dead = torch.zeros_like(nw, dtype=torch.bool)
-                out_of_dead[:, cols] = nw[:, cols] != 0
-            else:
-                delta = nw[:, fold].sum(dim=(2, 3)) @ const[fold]
-                out_of_dead = torch.zeros_like(nw, dtype=torch.bool)
-                out_of_dead[:, fold] = nw[:, fold] != 0
             if nxt.bias is None:
                 raise ValueError("folding a dead unit's constant output needs a bias in the next layer")
+            nw = nxt.weight.detach()
+            cols = _input_cols(layer, nxt, fold)
+            out_of_dead = torch.zeros_like(nw, dtype=torch.bool)
+            out_of_dead[:, cols] = nw[:, cols] != 0
             with torch.no_grad():
-                nxt.bias += delta
+                nxt.bias += _folded_bias(layer, nxt, activations[i], fold)
             dropped[i + 1] += int(out_of_dead.sum())
             prune.custom_from_mask(nxt, "weight", ~out_of_dead)
             changed = True

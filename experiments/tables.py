@@ -92,27 +92,31 @@ def _get(d: dict | None, *keys):
     return d
 
 
+def _distill_stages(row: dict) -> list[tuple[str, float, float]]:
+    """(stage, weight, temperature) for each stage that distils (``prune``, ``quantize``)."""
+    return [(g, _get(row, "config", g, "distill"), _get(row, "config", g, "distill_temperature"))
+            for g in ("prune", "quantize") if _get(row, "config", g, "distill")]
+
+
 def distill_note(name: str, row: dict | None) -> str | None:
     """A note for rows retrained with ``prune.distill`` / ``quantize.distill`` (ours, not in the papers), else None."""
-    if not distilled(row or {}):
+    parts = [f"`{g}.distill={a}` (temperature {t})" for g, a, t in _distill_stages(row or {})]
+    if not parts:
         return None
-    parts = [f"`{g}.distill={_get(row, 'config', g, 'distill')}` (temperature {_get(row, 'config', g, 'distill_temperature')})"
-             for g in ("prune", "quantize") if _get(row, "config", g, "distill")]
     return (f"{name}: retrained with distillation from its own dense model ({', '.join(parts)}): "
             "ours, not in the papers, whose retraining uses the labels alone.")
 
 
 def distilled(row: dict) -> bool:
-    return bool(_get(row, "config", "prune", "distill") or _get(row, "config", "quantize", "distill"))
+    return bool(_distill_stages(row))
 
 
 def variant(row: dict) -> str:
     """How a row's recipe differs from the papers' as this code runs it: '' for the recipe itself."""
     parts = []
-    a, b = _get(row, "config", "prune", "distill"), _get(row, "config", "quantize", "distill")
-    if a or b:
-        parts.append("distillation (" + "; ".join(
-            f"{g} {v}, T {_get(row, 'config', g, 'distill_temperature')}" for g, v in (("prune", a), ("quantize", b)) if v) + ")")
+    stages = _distill_stages(row)
+    if stages:
+        parts.append("distillation (" + "; ".join(f"{g} {a}, T {t}" for g, a, t in stages) + ")")
     if not _get(row, "config", "prune", "drop_dead_connections"):
         parts.append("dead connections kept")  # rows from before LWC 3.4's dropping was added
     return "; ".join(parts)

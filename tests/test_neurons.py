@@ -35,7 +35,7 @@ def test_removal_preserves_outputs_fc_chain():
     assert torch.allclose(small(x), m(x), atol=1e-5)
 
 
-def test_removal_preserves_outputs_conv_chain():
+def _lenet5_with_dead_channels():
     torch.manual_seed(0)
     m = LeNet5().eval()
     with torch.no_grad():
@@ -43,7 +43,11 @@ def test_removal_preserves_outputs_conv_chain():
         m.conv2.weight[:, 7].zero_()       # dead-out channel 7 of conv1
         m.conv2.weight[11].zero_()         # dead-in channel of conv2 (folds into ip1 over its 16 columns)
         m.ip1.weight[:, 16 * 5:16 * 6].zero_()  # dead-out channel 5 of conv2
-    x = torch.randn(8, 1, 28, 28)
+    return m, torch.randn(8, 1, 28, 28)
+
+
+def test_removal_preserves_outputs_conv_chain():
+    m, x = _lenet5_with_dead_channels()
     small, removed = remove_dead_units(m, ["conv1", "conv2", "ip1", "ip2"], m.activations)
     assert removed[:2] == [2, 2]
     assert small.ip1.in_features == 48 * 16
@@ -94,14 +98,7 @@ def test_drop_dead_connections_cascades_and_composes_with_pruning():
 
 
 def test_drop_dead_connections_conv_chain_outputs_unchanged():
-    torch.manual_seed(0)
-    m = LeNet5().eval()
-    with torch.no_grad():
-        m.conv1.weight[3].zero_()          # dead-in channel of conv1 (folds into unpadded conv2)
-        m.conv2.weight[:, 7].zero_()       # dead-out channel 7 of conv1
-        m.conv2.weight[11].zero_()         # dead-in channel of conv2 (folds into ip1 over its 16 columns)
-        m.ip1.weight[:, 16 * 5:16 * 6].zero_()  # dead-out channel 5 of conv2
-    x = torch.randn(8, 1, 28, 28)
+    m, x = _lenet5_with_dead_channels()
     ref = m(x)
     chain = [m.conv1, m.conv2, m.ip1, m.ip2]
     dropped = drop_dead_connections(chain, m.activations)
