@@ -11,7 +11,7 @@ import torch
 
 from compression.sparse_format import decode_relative, encode_relative
 from experiments.speedup import kernels as K
-from experiments.speedup.bandwidth import blocked_csr_bytes, csr_bytes, dense_bytes, relative_bytes
+from experiments.speedup.bandwidth import blocked_csr_bytes, csr_bytes, dense_bytes, grouped_bytes, relative_bytes
 from experiments.speedup.energy import DRAM_PJ, SRAM_PJ, inference_energy
 from experiments.speedup.layers import checkpoint_layers, linear_codebook, prepare_layer
 
@@ -64,6 +64,63 @@ def test_relative_products_equal_dense(out_f, in_f, density, bits, threads, empt
         assert layer.chunks.shape[0] == layer.n_panels
         _close(layer.mv(x), W @ x)
         _close(layer.mm(X), X @ W.T)
+
+
+def _ungroup(layer):
+    """The ``[out, in]`` labels a GroupedLayer holds, read back block by block (and its pads)."""
+    o, n = layer.shape
+    labels = np.zeros((o, n), np.int64)
+    pads = 0
+    for p in range(layer.n_panels):
+        c0 = p * layer.panel_cols
+        width = min(n, c0 + layer.panel_cols) - c0
+        for r in range(o):
+            for k in range(layer.bptr[p * o + r], layer.bptr[p * o + r + 1]):
+                for c in layer.cols[4 * k:4 * k + 4]:
+                    if c == width:
+                        pads += 1
+                    else:
+                        assert c < width and labels[r, c0 + c] == 0  # every non-zero stored once
+                        labels[r, c0 + c] = layer.syms[k]
+    return labels, pads
+
+
+@pytest.mark.parametrize("out_f,in_f,density,bits,threads,empty", CASES)
+def test_grouped_products_equal_dense(out_f, in_f, density, bits, threads, empty):
+    rng = np.random.default_rng(out_f * 1000 + in_f + 1)
+    labels, cb = _layer(rng, out_f, in_f, density, bits, empty)
+    W = cb[labels].astype(np.float64)
+    symbols, gaps = encode_relative(labels.reshape(-1), bits)
+    x = rng.standard_normal(in_f).astype(np.float32)
+    X = rng.standard_normal((5, in_f)).astype(np.float32)
+    for panel_cols in (0, max(1, in_f // 3), 1):
+        layer = K.GroupedLayer(symbols, gaps, cb, labels.shape, bits, threads, panel_cols=panel_cols)
+        assert layer.n_panels == (1 if panel_cols in (0, in_f) else -(-in_f // panel_cols))
+        held, pads = _ungroup(layer)
+        assert np.array_equal(held, labels)  # the same matrix, read from the blocks
+        runs = sum(len(np.unique(labels[r, c0:c0 + layer.panel_cols][labels[r, c0:c0 + layer.panel_cols] > 0]))
+                   for r in range(out_f) for c0 in range(0, in_f, layer.panel_cols))
+        assert layer.blocks == layer.slots // 4 and pads < 4 * runs + 1 and layer.slots == pads + int((labels > 0).sum())
+        assert layer.blocks == sum(-(-int(((labels[r, c0:c0 + layer.panel_cols]) == s).sum()) // 4)
+                                   for r in range(out_f) for c0 in range(0, in_f, layer.panel_cols)
+                                   for s in range(1, 1 << 5))  # each (row, panel, symbol) run padded to 4
+        _close(layer.mv(x), W @ x)
+        _close(layer.mm(X), X @ W.T)
+
+
+def test_grouped_layer_panels_and_errors():
+    rng = np.random.default_rng(2)
+    labels, cb = _layer(rng, 3, 70_000, 0.01, 5)
+    s, g = encode_relative(labels.reshape(-1), 5)
+    wide = K.GroupedLayer(s, g, cb, labels.shape, 5, batch=4)  # one panel would need 17-bit indices
+    assert wide.n_panels == 2 and wide.panel_cols == 35_000
+    X = rng.standard_normal((4, 70_000)).astype(np.float32)
+    _close(wide.mm(X), X @ cb[labels].astype(np.float64).T)
+    assert K.GroupedLayer(s, g, cb, labels.shape, 5).panel_cols <= K.l1d_bytes() // 8  # batch 1: half the L1
+    with pytest.raises(ValueError, match="panel_cols"):
+        K.grouped_blocks(s, g, labels.shape, 5, 70_000)
+    with pytest.raises(ValueError, match="past the codebook"):
+        K.GroupedLayer(s, g, cb[:4], labels.shape, 5)
 
 
 def test_equal_blocks():
@@ -231,6 +288,14 @@ def test_byte_counts_equal_a_hand_count():
     nb = layer_bytes(L, K.RelativeLayer(L.symbols, L.gaps, L.codebook, L.shape, 2, 1), 1)
     assert nb["dense"]["total_bytes"] == 76 and nb["csr"]["total_bytes"] == 68
     assert nb["relative"]["weight_bytes"] == 58 and nb["relative_packed"]["weight_bytes"] == 51
+    # weight-grouped: row 0 holds symbols 1 and 2 (two runs), row 2 symbol 3: 3 blocks of 4 slots, one panel.
+    # 12 uint16 indices 24 + 3 symbols 3 + 4 block pointers 16 + codebook 16 + one 8-byte chunk row = 67
+    assert grouped_bytes(3, 4, 12, 3, 1, 4, 1, 1, 8)["weight_bytes"] == 67
+    G = K.GroupedLayer(L.symbols, L.gaps, L.codebook, L.shape, 2, 1)
+    assert (G.slots, G.blocks, G.n_panels, G.nbytes) == (12, 3, 1, 67)
+    assert layer_bytes(L, K.RelativeLayer(L.symbols, L.gaps, L.codebook, L.shape, 2, 1), 1,
+                       grouped=G)["grouped"]["weight_bytes"] == 67
+    assert G.cols.tolist() == [1, 4, 4, 4, 2, 4, 4, 4, 3, 4, 4, 4] and G.syms.tolist() == [1, 2, 3]
 
 
 def test_linear_codebook():
@@ -290,8 +355,8 @@ def test_command_end_to_end(tmp_path, monkeypatch):
                      "--runs", str(tmp_path / "no-rows")]) == 0
     rows = list(csv.DictReader(open(out / "timings.csv")))
     assert {r["kernel"] for r in rows} == {"dense", "csr_torch", "csr_scipy", "csr_numba", "csr_blocked_numba",
-                                           "relative_numba"}
-    assert len(rows) == 2 * 2 * 2 * 6  # layers x batches x caches x kernels
+                                           "relative_numba", "grouped_numba"}
+    assert len(rows) == 2 * 2 * 2 * 7  # layers x batches x caches x kernels
     assert max(float(r["max_rel_err"]) for r in rows) < 1e-4
     for name in ("summary.csv", "layers.csv", "bandwidth.csv", "energy.csv", "fig9_speedup_cold.png",
                  "fig9_speedup_warm.pdf", "fig10_energy.png"):

@@ -43,8 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--layers", nargs="*", default=None, help="subset, e.g. alexnet.fc6 vgg16.fc8")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--panel-cols", type=int, default=None,
-                   help="inputs per column panel of the compressed-format kernel (default: half the L1 at batch 1, "
-                        "none at larger batches; 0 = read the stream in the file's order)")
+                   help="inputs per column panel of the compressed-format kernels (default: half the L1 at batch 1, "
+                        "none at larger batches; 0 = no panels: the relative stream in the file's order)")
     p.add_argument("--no-gpu", action="store_true", help="skip CUDA even when available")
     p.add_argument("--no-figures", action="store_true")
     return p.parse_args(argv)
@@ -72,12 +72,13 @@ def summarize(rows: list[dict]) -> list[dict]:
             layers = list(dict.fromkeys((r["network"], r["layer"]) for r in sub))
             for k in dict.fromkeys(r["kernel"] for r in sub):
                 ks = [r for r in sub if r["kernel"] == k]
-                rel_vs_csr = []
+                vs = {"csr_torch": [], "csr_blocked_numba": []}
                 for n, l in layers:
-                    a = next((r for r in sub if (r["network"], r["layer"], r["kernel"]) == (n, l, "csr_torch")), None)
                     b = next((r for r in sub if (r["network"], r["layer"], r["kernel"]) == (n, l, k)), None)
-                    if a and b:
-                        rel_vs_csr.append(a["median_us"] / b["median_us"])
+                    for base, ratios in vs.items():
+                        a = next((r for r in sub if (r["network"], r["layer"], r["kernel"]) == (n, l, base)), None)
+                        if a and b:
+                            ratios.append(a["median_us"] / b["median_us"])
                 out.append({
                     "cache": cache, "batch": batch, "kernel": k, "layers": len(ks),
                     "geomean_speedup_vs_dense": geomean(r["speedup_vs_dense"] for r in ks),
@@ -85,7 +86,8 @@ def summarize(rows: list[dict]) -> list[dict]:
                     "geomean_bandwidth_bound": geomean(r["bandwidth_bound_speedup"] for r in ks),
                     "geomean_fraction_of_bound": geomean(r["fraction_of_bound"] for r in ks),
                     "min_fraction_of_bound": min(r["fraction_of_bound"] for r in ks),
-                    "geomean_speedup_vs_csr_torch": geomean(rel_vs_csr),
+                    "geomean_speedup_vs_csr_torch": geomean(vs["csr_torch"]),
+                    "geomean_speedup_vs_csr_blocked": geomean(vs["csr_blocked_numba"]),
                     "geomean_fraction_of_stream_bw": geomean(r["fraction_of_stream_bw"] for r in ks),
                     "max_rel_err": max(r["max_rel_err"] for r in ks),
                 })
@@ -106,8 +108,13 @@ def network_totals(rows: list[dict]) -> list[dict]:
             out.append({"cache": cache, "batch": batch, "network": net, "kernel": k,
                         "layers": "+".join(dict.fromkeys(r["layer"] for r in sub)), "per_input_us": t,
                         "speedup_vs_dense": tot["dense"] / t,
-                        "speedup_vs_csr_torch": tot["csr_torch"] / t if "csr_torch" in tot else float("nan")})
+                        "speedup_vs_csr_torch": tot["csr_torch"] / t if "csr_torch" in tot else float("nan"),
+                        "speedup_vs_csr_blocked": (tot["csr_blocked_numba"] / t if "csr_blocked_numba" in tot
+                                                   else float("nan"))})
     return out
+
+
+COMPRESSED = ("relative_numba", "grouped_numba")  # the two kernels that read the compressed format
 
 
 def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], bw: list[dict], meta: dict) -> str:
@@ -115,7 +122,7 @@ def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], b
     from experiments.speedup.layers import PAPER_I7_US
 
     cpu = [r for r in rows if r["device"] == "cpu"]
-    kern = ["csr_torch", "csr_scipy", "csr_numba", "csr_blocked_numba", "relative_numba"]
+    kern = ["csr_torch", "csr_scipy", "csr_numba", "csr_blocked_numba", "relative_numba", "grouped_numba"]
     lines = [f"CPU: {meta['cpu']['cpu_model']}, {meta['threads']} thread(s); streaming read bandwidth "
              f"{bw[0]['median_GBps']:.1f} GB/s (start), {bw[-1]['median_GBps']:.1f} GB/s (end); load average "
              f"{meta['load_avg_start'][0]:.2f} (start), {meta['load_avg_end'][0]:.2f} (end); "
@@ -124,21 +131,23 @@ def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], b
         for batch in dict.fromkeys(r["batch"] for r in cpu):
             sub = [r for r in cpu if r["cache"] == cache and r["batch"] == batch]
             lines += [f"**batch {batch}, {cache} cache** -- per-input time in us; speedup over dense "
-                      f"(fraction of its bandwidth bound); compressed also vs torch CSR", "",
+                      f"(fraction of its bandwidth bound); the compressed formats also as speed relative to "
+                      f"torch/MKL CSR and to column-blocked CSR", "",
                       "| layer | dense us | CSR torch/MKL | CSR scipy | CSR numba | CSR numba, col.-blocked | "
-                      "compressed (numba) | bound CSR / compr. | paper i7 CSR |",
-                      "|---|---|---|---|---|---|---|---|---|"]
+                      "compressed, relative stream | compressed, grouped | bound CSR / rel. / grouped | paper i7 CSR |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
             for n, l in dict.fromkeys((r["network"], r["layer"]) for r in sub):
                 get = {r["kernel"]: r for r in sub if (r["network"], r["layer"]) == (n, l)}
                 cells = [f"{n} {l}", f"{get['dense']['per_input_us']:.0f}"]
                 for k in kern:
                     r = get[k]
                     c = f"{r['per_input_us']:.0f} ({r['speedup_vs_dense']:.2f}x, {r['fraction_of_bound']:.2f})"
-                    if k == "relative_numba":
-                        c += f", {get['csr_torch']['median_us'] / r['median_us']:.2f}x CSR"
+                    if k in COMPRESSED:
+                        c += (f", {get['csr_torch']['median_us'] / r['median_us']:.2f}x MKL, "
+                              f"{get['csr_blocked_numba']['median_us'] / r['median_us']:.2f}x blocked")
                     cells.append(c)
-                cells.append(f"{get['csr_torch']['bandwidth_bound_speedup']:.1f}x / "
-                             f"{get['relative_numba']['bandwidth_bound_speedup']:.1f}x")
+                cells.append(" / ".join(f"{get[k]['bandwidth_bound_speedup']:.1f}x"
+                                        for k in ("csr_torch", *COMPRESSED)))
                 p = PAPER_I7_US.get((n, l), {})
                 cells.append(f"{p[f'dense_b{batch}'] / p[f'sparse_b{batch}']:.2f}x" if f"dense_b{batch}" in p else "")
                 lines.append("| " + " | ".join(cells) + " |")
@@ -147,12 +156,13 @@ def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], b
                 s_ = next(s_ for s_ in summary if (s_["cache"], s_["batch"], s_["kernel"]) == (cache, batch, k))
                 c = f"**{s_['geomean_speedup_vs_dense']:.2f}x** ({s_['geomean_fraction_of_bound']:.2f}; " \
                     f"min {s_['min_fraction_of_bound']:.2f})"
-                if k == "relative_numba":
-                    c += f", {s_['geomean_speedup_vs_csr_torch']:.2f}x CSR"
+                if k in COMPRESSED:
+                    c += (f", **{s_['geomean_speedup_vs_csr_torch']:.2f}x MKL, "
+                          f"{s_['geomean_speedup_vs_csr_blocked']:.2f}x blocked**")
                 cells.append(c)
-            s_ = next(s_ for s_ in summary if (s_["cache"], s_["batch"], s_["kernel"]) == (cache, batch, "csr_torch"))
-            s2 = next(s_ for s_ in summary if (s_["cache"], s_["batch"], s_["kernel"]) == (cache, batch, "relative_numba"))
-            cells.append(f"{s_['geomean_bandwidth_bound']:.1f}x / {s2['geomean_bandwidth_bound']:.1f}x")
+            cells.append(" / ".join(
+                f"{next(s_ for s_ in summary if (s_['cache'], s_['batch'], s_['kernel']) == (cache, batch, k))['geomean_bandwidth_bound']:.1f}x"
+                for k in ("csr_torch", *COMPRESSED)))
             from experiments.speedup.bench import geomean
 
             pv = [p[f"dense_b{batch}"] / p[f"sparse_b{batch}"] for (n, l), p in PAPER_I7_US.items()
@@ -160,15 +170,18 @@ def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], b
             cells.append(f"{geomean(pv):.2f}x" if pv else "")
             lines += ["| " + " | ".join(cells) + " |", ""]
     lines += ["**fc6+fc7+fc8 summed, per input (us)**", "",
-              "| network | batch | cache | dense | CSR torch | CSR numba | CSR col.-blocked | compressed | "
-              "compressed vs CSR torch |",
-              "|---|---|---|---|---|---|---|---|---|"]
+              "| network | batch | cache | dense | CSR torch | CSR numba | CSR col.-blocked | compressed, relative | "
+              "compressed, grouped | relative / grouped vs CSR torch | relative / grouped vs col.-blocked |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for cache, batch, net in dict.fromkeys((t["cache"], t["batch"], t["network"]) for t in totals):
         g = {t["kernel"]: t for t in totals if (t["cache"], t["batch"], t["network"]) == (cache, batch, net)}
         lines.append(f"| {net} | {batch} | {cache} | {g['dense']['per_input_us']:.0f} | "
                      f"{g['csr_torch']['per_input_us']:.0f} | {g['csr_numba']['per_input_us']:.0f} | "
                      f"{g['csr_blocked_numba']['per_input_us']:.0f} | "
-                     f"{g['relative_numba']['per_input_us']:.0f} | {g['relative_numba']['speedup_vs_csr_torch']:.2f}x |")
+                     f"{g['relative_numba']['per_input_us']:.0f} | {g['grouped_numba']['per_input_us']:.0f} | "
+                     f"{g['relative_numba']['speedup_vs_csr_torch']:.2f}x / {g['grouped_numba']['speedup_vs_csr_torch']:.2f}x | "
+                     f"{g['relative_numba']['speedup_vs_csr_blocked']:.2f}x / "
+                     f"{g['grouped_numba']['speedup_vs_csr_blocked']:.2f}x |")
     return "\n".join(lines) + "\n"
 
 
@@ -254,11 +267,13 @@ def main(argv=None) -> int:
     layers = checkpoint_layers(args.checkpoint) if args.checkpoint else paper_layers(args.seed, args.layers)
     for i, layer in enumerate(layers):
         t0 = time.time()
-        from experiments.speedup.kernels import RelativeLayer
+        from experiments.speedup.kernels import GroupedLayer, RelativeLayer
 
         rel = RelativeLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, args.threads,
                             panel_cols=args.panel_cols)
-        nb = bench.layer_bytes(layer, rel, 1)
+        grp = GroupedLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, args.threads,
+                           panel_cols=args.panel_cols)
+        nb = bench.layer_bytes(layer, rel, 1, grouped=grp)
         layer_info.append({
             "network": layer.network, "layer": layer.name, "source": layer.source,
             "out_features": layer.out_features, "in_features": layer.in_features, "weights": layer.dense.size,
@@ -270,10 +285,14 @@ def main(argv=None) -> int:
             "relative_panels": rel.n_panels, "relative_entries": rel.entries,
             "relative_weight_bytes": nb["relative"]["weight_bytes"],
             "relative_packed_weight_bytes": nb["relative_packed"]["weight_bytes"],
+            "grouped_panels": grp.n_panels, "grouped_blocks": grp.blocks, "grouped_slots": grp.slots,
+            "grouped_pad_fraction": (grp.slots - layer.nnz) / max(layer.nnz, 1),
+            "grouped_weight_bytes": nb["grouped"]["weight_bytes"],
             "csr_bound_b1": nb["dense"]["total_bytes"] / nb["csr"]["total_bytes"],
             "relative_bound_b1": nb["dense"]["total_bytes"] / nb["relative"]["total_bytes"],
+            "grouped_bound_b1": nb["dense"]["total_bytes"] / nb["grouped"]["total_bytes"],
         })
-        del rel
+        del rel, grp
         for batch in args.batches:
             reps = args.reps if batch == 1 else reps_batch
             rows += bench.bench_layer_cpu(layer, batch, args.threads, reps, args.warmup, args.caches, flusher,
@@ -322,7 +341,7 @@ def main(argv=None) -> int:
     print_table(rows, summary)
     print("\n== fc6+fc7+fc8 per input, summed (us): " + "; ".join(
         f"{t['network']} b{t['batch']} {t['cache']} {t['kernel']} {t['per_input_us']:.0f}"
-        for t in totals if t["kernel"] in ("dense", "csr_torch", "relative_numba")))
+        for t in totals if t["kernel"] in ("dense", "csr_torch", "csr_blocked_numba", *COMPRESSED)))
     print(f"\nbandwidth: start {bw[0]['median_GBps']:.1f} GB/s, end {bw[1]['median_GBps']:.1f} GB/s; "
           f"load avg start {load_start[0]:.2f}, end {meta['load_avg_end'][0]:.2f}; {meta['wall_s']} s; wrote {out}/")
     return 0

@@ -8,6 +8,9 @@ Bytes one batch must move (each counted once, at the width actually stored):
   plus one row-pointer array per extra block
 * relative-index stream: ``entries * (symbol bytes + gap bytes)`` (1 + 1 as run) + the fp32
   codebook ``K * 4`` + the thread-chunk table (32 bytes per chunk)
+* weight-grouped blocks: ``slots * 2`` (uint16 column indices, pads included) + ``blocks *
+  symbol bytes`` + block pointers ``(panels * out + 1) * 4`` + the codebook + the thread table
+  (8 bytes per chunk)
 * every format also reads the input ``in * 4 * B`` and writes the output ``out * 4 * B``.
 
 If the product is memory-bound, ``time >= bytes / bandwidth`` and the speedup of a format
@@ -50,6 +53,14 @@ def relative_bytes(out_f: int, in_f: int, entries: int, codebook_size: int, batc
                    symbol_bytes: float = 1, gap_bytes: float = 1, chunk_table_bytes: int = 32) -> dict:
     """``symbol_bytes``/``gap_bytes`` may be fractional (``bits / 8``) for the packed variant."""
     w = int(np.ceil(entries * (symbol_bytes + gap_bytes))) + codebook_size * FP32 + chunk_table_bytes
+    a = activation_bytes(out_f, in_f, batch)
+    return {"weight_bytes": w, "activation_bytes": a, "total_bytes": w + a}
+
+
+def grouped_bytes(out_f: int, in_f: int, slots: int, blocks: int, panels: int, codebook_size: int,
+                  batch: int = 1, symbol_bytes: int = 1, chunk_table_bytes: int = 8) -> dict:
+    """The weight-grouped layout (:class:`experiments.speedup.kernels.GroupedLayer`)."""
+    w = slots * 2 + blocks * symbol_bytes + (panels * out_f + 1) * 4 + codebook_size * FP32 + chunk_table_bytes
     a = activation_bytes(out_f, in_f, batch)
     return {"weight_bytes": w, "activation_bytes": a, "total_bytes": w + a}
 

@@ -21,14 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from experiments.speedup import kernels as K
-from experiments.speedup.bandwidth import blocked_csr_bytes, csr_bytes, dense_bytes, relative_bytes
+from experiments.speedup.bandwidth import blocked_csr_bytes, csr_bytes, dense_bytes, grouped_bytes, relative_bytes
 
 FORMAT_OF = {"dense": "dense", "csr_torch": "csr", "csr_scipy": "csr", "csr_numba": "csr",
-             "csr_blocked_numba": "csr_blocked", "relative_numba": "relative"}
+             "csr_blocked_numba": "csr_blocked", "relative_numba": "relative", "grouped_numba": "grouped"}
 KERNEL_LABEL = {"dense": "dense (torch/MKL GEMV, GEMM)", "csr_torch": "CSR (torch/MKL sparse)",
                 "csr_scipy": "CSR (scipy)", "csr_numba": "CSR (numba)",
                 "csr_blocked_numba": "CSR, column-blocked (numba)",
-                "relative_numba": "compressed format (numba)"}
+                "relative_numba": "compressed format, relative-index stream (numba)",
+                "grouped_numba": "compressed format, weight-grouped blocks (numba)"}
 
 
 def cpu_info() -> dict:
@@ -94,8 +95,9 @@ def stats_us(ts: np.ndarray) -> dict:
 
 
 def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator, panel_cols: int | None = None):
-    """(callables, inputs to re-read after a flush, {"relative": RelativeLayer, "csr_blocked":
-    BlockedCSR}) for one layer/batch."""
+    """(callables, inputs to re-read after a flush, {"relative": RelativeLayer, "grouped": GroupedLayer,
+    "csr_blocked": BlockedCSR}) for one layer/batch. Both compressed-format kernels are built from
+    the layer's relative-index stream (``panel_cols`` applies to both)."""
     import scipy.sparse as sp
     import torch
 
@@ -106,6 +108,8 @@ def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator, panel
     S = sp.csr_matrix((layer.data, layer.indices, layer.indptr), shape=(o, n))
     rel = K.RelativeLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, threads,
                           panel_cols=panel_cols, batch=batch)
+    grp = K.GroupedLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, threads,
+                         panel_cols=panel_cols, batch=batch)
     blk = K.BlockedCSR(layer.indptr, layer.indices, layer.data, layer.shape, batch=batch, n_threads=threads)
     ip, ix, dt = layer.indptr, layer.indices, layer.data
     if batch == 1:
@@ -118,6 +122,7 @@ def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator, panel
             "csr_numba": lambda: K.csr_mv(ip, ix, dt, x, o),
             "csr_blocked_numba": lambda: blk.mv(x),
             "relative_numba": lambda: rel.mv(x),
+            "grouped_numba": lambda: grp.mv(x),
         }
         touch = (x,)
     else:
@@ -130,9 +135,10 @@ def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator, panel
             "csr_numba": lambda: K.csr_mm(ip, ix, dt, X, o),
             "csr_blocked_numba": lambda: blk.mm(X),
             "relative_numba": lambda: rel.mm(X),
+            "grouped_numba": lambda: grp.mm(X),
         }
         touch = (X,)
-    return fns, touch, {"relative": rel, "csr_blocked": blk}
+    return fns, touch, {"relative": rel, "grouped": grp, "csr_blocked": blk}
 
 
 def max_rel_err(y, ref) -> float:
@@ -141,9 +147,9 @@ def max_rel_err(y, ref) -> float:
     return float(np.abs(y - ref).max() / scale)
 
 
-def layer_bytes(layer, rel, batch: int, blocked=None) -> dict:
+def layer_bytes(layer, rel, batch: int, blocked=None, grouped=None) -> dict:
     o, n = layer.shape
-    return {
+    out = {
         "csr_blocked": blocked_csr_bytes(o, n, layer.nnz, blocked.n_blocks if blocked is not None else 1, batch),
         "dense": dense_bytes(o, n, batch),
         "csr": csr_bytes(o, n, layer.nnz, batch, layer.indices.itemsize, layer.indptr.itemsize),
@@ -152,6 +158,10 @@ def layer_bytes(layer, rel, batch: int, blocked=None) -> dict:
         "relative_packed": relative_bytes(o, n, rel.entries, layer.codebook.size, batch,
                                           layer.weight_bits / 8, layer.index_bits / 8, rel.chunks.nbytes),
     }
+    if grouped is not None:
+        out["grouped"] = grouped_bytes(o, n, grouped.slots, grouped.blocks, grouped.n_panels, layer.codebook.size,
+                                       batch, grouped.syms.itemsize, grouped.start_rows.nbytes)
+    return out
 
 
 def bench_layer_cpu(layer, batch: int, threads: int, reps: int, warmup: int, caches, flusher, bandwidth_GBps,
@@ -161,7 +171,7 @@ def bench_layer_cpu(layer, batch: int, threads: int, reps: int, warmup: int, cac
     fns, touch, objs = cpu_kernels(layer, batch, threads, rng, panel_cols)
     ref = np.asarray(fns["dense"]().numpy(), dtype=np.float64)  # each kernel is checked against dense
     errs = {k: max_rel_err(f(), ref) for k, f in fns.items()}
-    nbytes = layer_bytes(layer, objs["relative"], batch, objs["csr_blocked"])
+    nbytes = layer_bytes(layer, objs["relative"], batch, objs["csr_blocked"], objs["grouped"])
     rows = []
     for cache in caches:
         load0 = os.getloadavg()[0]
@@ -180,6 +190,7 @@ def bench_layer_cpu(layer, batch: int, threads: int, reps: int, warmup: int, cac
                 "density": round(layer.density, 6), "nnz": layer.nnz, "entries": layer.entries,
                 "fillers": layer.fillers, "index_bits": layer.index_bits, "weight_bits": layer.weight_bits,
                 "csr_blocks": objs["csr_blocked"].n_blocks, "relative_panels": objs["relative"].n_panels,
+                "grouped_panels": objs["grouped"].n_panels, "grouped_slots": objs["grouped"].slots,
                 "batch": batch, "cache": cache, "kernel": k, "format": fmt, "threads": threads, **st,
                 "per_input_us": st["median_us"] / batch,
                 "speedup_vs_dense": speedup,

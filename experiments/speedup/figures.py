@@ -11,7 +11,8 @@ from experiments.speedup.layers import PAPER_I7_US
 
 BARS = [("csr_torch", "CSR, torch/MKL", "#4c72b0"), ("csr_scipy", "CSR, scipy", "#8fa8d0"),
         ("csr_numba", "CSR, numba", "#55a868"), ("csr_blocked_numba", "CSR column-blocked, numba", "#2d7a45"),
-        ("relative_numba", "compressed format, numba", "#c44e52")]
+        ("relative_numba", "compressed, relative stream, numba", "#c44e52"),
+        ("grouped_numba", "compressed, weight-grouped, numba", "#8c1c20")]
 PAPER_COLOR = "#999999"
 
 
@@ -82,7 +83,7 @@ def speedup_figure(rows: list[dict], out: Path, cache: str, title_extra: str = "
         ax.set_ylim(0.1, 40)
         ax.grid(axis="y", which="both", alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=len(labels), bbox_to_anchor=(0.5, -0.06))
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=(len(labels) + 1) // 2, bbox_to_anchor=(0.5, -0.12))
     if title_extra:
         fig.suptitle(title_extra.strip(", "), fontsize=9)
     fig.tight_layout()

@@ -356,6 +356,195 @@ class RelativeLayer:
         return self.symbols.nbytes + self.gaps.nbytes + self.codebook.nbytes + self.chunks.nbytes
 
 
+# --------------------------------------------------------------------------- compressed, weight-grouped
+GROUP_BLOCK = 4  # stored weights per block: one shared symbol, four column indices
+_M16 = np.uint64(0xFFFF)
+
+
+def grouped_blocks(symbols, gaps, shape, index_bits: int, panel_cols: int):
+    """Re-encode one layer's relative-index stream, once, as weight-grouped blocks.
+
+    Within each column panel and row, the non-zeros are sorted by codebook symbol (then by
+    column) and each symbol's run is cut into blocks of :data:`GROUP_BLOCK` entries, the last
+    block of a run padded with the index ``panel width`` (the kernels point it at a zero). A
+    block is one symbol (the input's dtype, uint8 here) and four uint16 column indices local to
+    its panel. Returns ``(cols uint16 [4 * blocks], syms [blocks], bptr int32 [panels * out + 1])``;
+    ``bptr[p * out + r]`` is the first block of row ``r`` in panel ``p`` (panel-major order).
+    """
+    from compression.sparse_format import decode_relative
+
+    o, n = int(shape[0]), int(shape[1])
+    if not 0 < panel_cols <= 0xFFFF:
+        raise ValueError(f"panel_cols must be in 1..65535 (uint16 indices and one pad slot), got {panel_cols}")
+    labels = decode_relative(symbols, gaps, o * n, index_bits).reshape(o, n)
+    cols_l, syms_l, counts = [], [], []
+    for c0 in range(0, max(n, 1), panel_cols):
+        c1 = min(n, c0 + panel_cols)
+        panel = labels[:, c0:c1]
+        r, c = np.nonzero(panel)
+        s = panel[r, c]
+        order = np.lexsort((c, s, r))  # row, then symbol, then column
+        r, c, s = r[order], c[order], s[order]
+        if c.size:
+            new_run = np.flatnonzero((np.diff(r) != 0) | (np.diff(s) != 0)) + 1
+            starts = np.concatenate([[0], new_run])
+            size = np.diff(np.append(starts, c.size))
+        else:
+            starts = size = np.zeros(0, np.int64)
+        nblk = -(-size // GROUP_BLOCK)
+        slot0 = np.concatenate([[0], np.cumsum(nblk)[:-1]]).astype(np.int64) * GROUP_BLOCK
+        run = np.repeat(np.arange(size.size), size)
+        cols = np.full(int(nblk.sum()) * GROUP_BLOCK, c1 - c0, np.uint16)  # pads: the zero slot
+        cols[slot0[run] + (np.arange(c.size) - starts[run])] = c
+        cols_l.append(cols)
+        syms_l.append(np.repeat(s[starts], nblk).astype(symbols.dtype))
+        counts.append(np.bincount(np.repeat(r[starts], nblk), minlength=o))
+    bptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))])
+    if bptr[-1] >= 2**31:
+        raise ValueError("too many blocks for int32 block pointers")
+    return np.concatenate(cols_l), np.concatenate(syms_l), bptr.astype(np.int32)
+
+
+@njit(**_JIT)
+def _pad_panels(x, n_in, panel_cols, n_panels, nb):
+    """``x`` (``[in * nb]``, input-major) copied into panels of ``panel_cols + 1`` inputs, the
+    last of each a zero: the slot padded block entries point at."""
+    stride = (panel_cols + 1) * nb
+    xp = np.zeros(n_panels * stride, np.float32)
+    for p in range(n_panels):
+        c0 = p * panel_cols
+        w = min(n_in, c0 + panel_cols) - c0
+        for i in range(w * nb):
+            xp[_u(p * stride + i)] = x[_u(c0 * nb + i)]
+    return xp
+
+
+@njit(inline="always", **_JIT)
+def _block_sum(w, xp):
+    return (xp[w & _M16] + xp[(w >> _S16) & _M16]) + (xp[(w >> _S32) & _M16] + xp[w >> _S48])
+
+
+@njit(parallel=True, **_JIT)
+def _grp_mv(cols64, syms, bptr, cb, x, start_rows, panel_cols, n_in, n_out, n_panels):
+    xpad = _pad_panels(x, n_in, panel_cols, n_panels, 1)
+    stride = panel_cols + 1
+    y = np.zeros(n_out, np.float32)
+    n_chunks = start_rows.size
+    for c in prange(n_chunks):
+        r0 = start_rows[c]
+        r1 = start_rows[c + 1] if c + 1 < n_chunks else n_out
+        for p in range(n_panels):  # this thread's rows, one panel at a time: the panel of x stays in L1
+            xp = xpad[p * stride:(p + 1) * stride]
+            for r in range(r0, r1):
+                k = np.int64(bptr[_u(p * n_out + r)])
+                end = np.int64(bptr[_u(p * n_out + r + 1)])
+                a0 = np.float32(0.0)
+                a1 = np.float32(0.0)
+                while k + 2 <= end:  # two accumulators: the FMA latency is hidden behind two blocks
+                    a0 += cb[_u(syms[_u(k)])] * _block_sum(cols64[_u(k)], xp)
+                    a1 += cb[_u(syms[_u(k + 1)])] * _block_sum(cols64[_u(k + 1)], xp)
+                    k += 2
+                if k < end:
+                    a0 += cb[_u(syms[_u(k)])] * _block_sum(cols64[_u(k)], xp)
+                y[_u(r)] += a0 + a1
+    return y
+
+
+@njit(parallel=True, **_JIT)
+def _grp_mm(cols64, syms, bptr, cb, xt, nb, start_rows, panel_cols, n_in, n_out, n_panels):
+    xpad = _pad_panels(xt, n_in, panel_cols, n_panels, nb)
+    stride = (panel_cols + 1) * nb
+    yt = np.zeros(n_out * nb, np.float32)
+    n_chunks = start_rows.size
+    for c in prange(n_chunks):
+        r0 = start_rows[c]
+        r1 = start_rows[c + 1] if c + 1 < n_chunks else n_out
+        for p in range(n_panels):
+            xp = xpad[p * stride:(p + 1) * stride]
+            for r in range(r0, r1):
+                yb = r * nb
+                for k in range(np.int64(bptr[_u(p * n_out + r)]), np.int64(bptr[_u(p * n_out + r + 1)])):
+                    w = cols64[_u(k)]
+                    v = cb[_u(syms[_u(k)])]
+                    i0 = np.int64(w & _M16) * nb
+                    i1 = np.int64((w >> _S16) & _M16) * nb
+                    i2 = np.int64((w >> _S32) & _M16) * nb
+                    i3 = np.int64(w >> _S48) * nb
+                    for j in range(nb):
+                        yt[_u(yb + j)] += v * ((xp[_u(i0 + j)] + xp[_u(i1 + j)]) + (xp[_u(i2 + j)] + xp[_u(i3 + j)]))
+    return yt
+
+
+class GroupedLayer:
+    """A Linear weight held as codebook symbols and narrow column indices, grouped by weight.
+
+    Built once from DC's relative-index stream + codebook (what the file stores), like the
+    column panels of :class:`RelativeLayer`, and never expanded to fp32 weights or wide indices.
+    Weight sharing makes ``y_r = sum_j c[s_rj] x_j = sum_k c_k * (sum of x_j over the row's
+    entries with symbol k)``: the inputs that share a weight are summed first and multiplied
+    once (the factorization UCNN builds hardware around). So the entries of each row are
+    stored grouped by symbol, in blocks of four (:func:`grouped_blocks`): per block one symbol
+    byte and four uint16 column indices, one 64-bit load. A block costs one codebook lookup,
+    four gathers from ``x``, three adds and one FMA; the relative stream costs, per entry, a
+    symbol load, a codebook lookup, a gather and an FMA, plus the position arithmetic and the
+    fillers. Padding the last block of each run costs slots (counted in the bytes): 3-19 %
+    on the paper's layers.
+
+    ``panel_cols``: column panels, as for :class:`RelativeLayer` (default: equal panels of at
+    most half the L1 data cache of inputs at batch 1; at larger batches one panel, or equal
+    panels of at most 65,535 inputs, the reach of uint16 indices). ``n_threads`` sets the row
+    chunks (:func:`balanced_start_rows` over blocks), each walked panel by panel.
+    """
+
+    def __init__(self, symbols, gaps, codebook, shape, index_bits: int, n_threads: int = 1,
+                 panel_cols: int | None = None, batch: int = 1):
+        symbols = np.ascontiguousarray(symbols)
+        gaps = np.ascontiguousarray(gaps)
+        if symbols.shape != gaps.shape or symbols.ndim != 1:
+            raise ValueError("symbols and gaps must be 1-D and of equal length")
+        self.codebook = np.ascontiguousarray(codebook, dtype=np.float32)
+        if symbols.size and int(symbols.max()) >= self.codebook.size:
+            raise ValueError("a symbol indexes past the codebook")
+        o, n = self.shape = (int(shape[0]), int(shape[1]))
+        if panel_cols is None:
+            panel_cols = l1_block_cols(n) if batch == 1 else n
+        pc = max(1, min(int(panel_cols) if int(panel_cols) > 0 else n, n))  # 0: one panel
+        self.panel_cols = pc if pc <= 0xFFFF else equal_blocks(n, 0xFFFF)
+        self.n_panels = max(1, -(-n // self.panel_cols))
+        self.cols, self.syms, self.bptr = grouped_blocks(symbols, gaps, self.shape, index_bits, self.panel_cols)
+        self.cols64 = self.cols.view(np.uint64)
+        per_row = np.diff(self.bptr.astype(np.int64)).reshape(self.n_panels, o).sum(axis=0) if o else np.zeros(0)
+        self.start_rows = balanced_start_rows(per_row, n_threads)
+
+    @property
+    def slots(self) -> int:
+        """Stored column indices, pads included."""
+        return int(self.cols.size)
+
+    @property
+    def blocks(self) -> int:
+        return int(self.syms.size)
+
+    def mv(self, x: np.ndarray) -> np.ndarray:
+        return _grp_mv(self.cols64, self.syms, self.bptr, self.codebook, x, self.start_rows, self.panel_cols,
+                       self.shape[1], self.shape[0], self.n_panels)
+
+    def mm(self, X: np.ndarray) -> np.ndarray:
+        """``X``: ``[B, in]`` -> ``[B, out]`` (computed on an ``[in, B]`` copy of ``X``)."""
+        nb = X.shape[0]
+        xt = np.ascontiguousarray(X.T, dtype=np.float32).reshape(-1)
+        yt = _grp_mm(self.cols64, self.syms, self.bptr, self.codebook, xt, nb, self.start_rows, self.panel_cols,
+                     self.shape[1], self.shape[0], self.n_panels)
+        return yt.reshape(self.shape[0], nb).T
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the kernel reads for the weights: indices, symbols, block pointers, codebook, the
+        chunk table (first rows, int64)."""
+        return (self.cols.nbytes + self.syms.nbytes + self.bptr.nbytes + self.codebook.nbytes
+                + self.start_rows.nbytes)
+
+
 # --------------------------------------------------------------------------- CSR (numba)
 @njit(inline="always", **_JIT)
 def _row_dot(indices, data, x, k, end):
