@@ -240,6 +240,11 @@ def test_blocked_csr_matches_dense(shape, density, block_cols, threads):
     _close(B.mm(X), (dense @ X.T).T)
     # bytes: CSR's values and int32 indices, one row-pointer array per block
     assert blocked_csr_bytes(shape[0], shape[1], m.nnz, B.n_blocks, 1)["weight_bytes"] == B.nbytes
+    # torch/MKL CSR over the same blocks: the same product and the same bytes
+    T = K.TorchBlockedCSR(m.indptr, m.indices, m.data, shape, block_cols=block_cols)
+    assert T.n_blocks == B.n_blocks and T.nbytes == B.nbytes
+    _close(T.mv(torch.from_numpy(x)).numpy(), dense @ x)
+    _close(T.mm(torch.from_numpy(X)).numpy(), (dense @ X.T).T)
 
 
 def test_relative_chunks_are_row_aligned_and_cover_the_stream():
@@ -354,9 +359,9 @@ def test_command_end_to_end(tmp_path, monkeypatch):
     assert cli.main(["--reps", "3", "--warmup", "1", "--batches", "1", "4", "--out", str(out), "--no-gpu",
                      "--runs", str(tmp_path / "no-rows")]) == 0
     rows = list(csv.DictReader(open(out / "timings.csv")))
-    assert {r["kernel"] for r in rows} == {"dense", "csr_torch", "csr_scipy", "csr_numba", "csr_blocked_numba",
-                                           "relative_numba", "grouped_numba"}
-    assert len(rows) == 2 * 2 * 2 * 7  # layers x batches x caches x kernels
+    assert {r["kernel"] for r in rows} == {"dense", "csr_torch", "csr_blocked_torch", "csr_scipy", "csr_numba",
+                                           "csr_blocked_numba", "relative_numba", "grouped_numba"}
+    assert len(rows) == 2 * 2 * 2 * 8  # layers x batches x caches x kernels
     assert max(float(r["max_rel_err"]) for r in rows) < 1e-4
     for name in ("summary.csv", "layers.csv", "bandwidth.csv", "energy.csv", "fig9_speedup_cold.png",
                  "fig9_speedup_warm.pdf", "fig10_energy.png"):
@@ -384,3 +389,44 @@ def test_checkpoint_layers_find_alexnet_fc_layers(tmp_path):
     assert [(L.network, L.name, L.index_bits) for L in layers] == [("alexnet", n, 4) for n in ("fc6", "fc7", "fc8")]
     assert layers[2].nnz == int((labels != 0).sum())
     assert np.array_equal(layers[0].dense != 0, sd["net.classifier.1.weight"].numpy() != 0)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_gpu_path_runs_on_any_device(batch):
+    """The cuBLAS-vs-cuSPARSE path, run on the CPU device: same rows, same checks, wall-clock timing."""
+    from experiments.speedup.bench import bench_layer_gpu
+
+    rng = np.random.default_rng(4)
+    labels, cb = _layer(rng, 20, 70, 0.1, 4)
+    L = prepare_layer("t", "t", labels, cb, 4, 5, "random")
+    rows = bench_layer_gpu(L, batch, reps=3, warmup=1, device="cpu")
+    assert [r["kernel"] for r in rows] == ["dense", "csr_torch"]
+    assert all(r["device"] == "cpu" and r["reps"] == 3 and r["batch"] == batch for r in rows)
+    assert max(r["max_rel_err"] for r in rows) < 1e-5 and rows[0]["speedup_vs_dense"] == 1.0
+    # the GPU table of tables.md, fed these rows under the paper's layer name
+    from experiments.speedup.__main__ import markdown_tables
+
+    for r in rows:
+        r.update(device="cuda:test", network="alexnet", layer="fc6")
+    md = markdown_tables(rows, [], [], [{"median_GBps": 1.0}], {"cpu": {"cpu_model": "x"}, "threads": 1,
+                         "load_avg_start": [0.0], "load_avg_end": [0.0], "reps_batch1": 3, "reps_larger_batch": 3})
+    line = next(x for x in md.splitlines() if x.startswith(f"| alexnet fc6 | {batch} |"))
+    # last cell: DC Table 8, Titan X, AlexNet fc6 at batch 1, 541.5 / 134.8 us; no paper value at batch 3
+    assert line.split("|")[-2].strip() == {1: "4.02x", 3: ""}[batch]
+
+
+def test_summary_compares_with_mkl_and_the_fastest_csr():
+    from experiments.speedup.__main__ import network_totals, summarize
+
+    def row(layer, kernel, us):
+        return {"device": "cpu", "cache": "cold", "batch": 1, "network": "n", "layer": layer, "kernel": kernel,
+                "median_us": us, "per_input_us": us, "speedup_vs_dense": 20.0 / us, "bandwidth_bound_speedup": 4.0,
+                "fraction_of_bound": 5.0 / us, "fraction_of_stream_bw": 0.5, "max_rel_err": 0.0}
+
+    rows = [row("a", "dense", 20.0), row("a", "csr_torch", 10.0), row("a", "csr_numba", 5.0), row("a", "grouped_numba", 4.0),
+            row("b", "dense", 20.0), row("b", "csr_torch", 4.0), row("b", "csr_numba", 8.0), row("b", "grouped_numba", 8.0)]
+    g = next(s for s in summarize(rows) if s["kernel"] == "grouped_numba")
+    assert g["geomean_speedup_vs_csr_torch"] == pytest.approx((10 / 4 * 4 / 8) ** 0.5)
+    assert g["geomean_speedup_vs_best_csr"] == pytest.approx((5 / 4 * 4 / 8) ** 0.5)  # the fastest CSR per layer
+    t = next(t for t in network_totals(rows) if t["kernel"] == "grouped_numba")
+    assert t["per_input_us"] == 12.0 and t["speedup_vs_best_csr"] == pytest.approx(13 / 12)  # MKL 14, numba 13

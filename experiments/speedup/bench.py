@@ -24,10 +24,12 @@ from experiments.speedup import kernels as K
 from experiments.speedup.bandwidth import blocked_csr_bytes, csr_bytes, dense_bytes, grouped_bytes, relative_bytes
 
 FORMAT_OF = {"dense": "dense", "csr_torch": "csr", "csr_scipy": "csr", "csr_numba": "csr",
-             "csr_blocked_numba": "csr_blocked", "relative_numba": "relative", "grouped_numba": "grouped"}
+             "csr_blocked_numba": "csr_blocked",
+             "csr_blocked_torch": "csr_blocked_torch", "relative_numba": "relative", "grouped_numba": "grouped"}
 KERNEL_LABEL = {"dense": "dense (torch/MKL GEMV, GEMM)", "csr_torch": "CSR (torch/MKL sparse)",
                 "csr_scipy": "CSR (scipy)", "csr_numba": "CSR (numba)",
                 "csr_blocked_numba": "CSR, column-blocked (numba)",
+                "csr_blocked_torch": "CSR, column-blocked (torch/MKL sparse, one call per block)",
                 "relative_numba": "compressed format, relative-index stream (numba)",
                 "grouped_numba": "compressed format, weight-grouped blocks (numba)"}
 
@@ -111,6 +113,7 @@ def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator, panel
     grp = K.GroupedLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, threads,
                          panel_cols=panel_cols, batch=batch)
     blk = K.BlockedCSR(layer.indptr, layer.indices, layer.data, layer.shape, batch=batch, n_threads=threads)
+    tblk = K.TorchBlockedCSR(layer.indptr, layer.indices, layer.data, layer.shape, csr=csr_t)
     ip, ix, dt = layer.indptr, layer.indices, layer.data
     if batch == 1:
         x = rng.standard_normal(n, dtype=np.float32)
@@ -121,6 +124,7 @@ def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator, panel
             "csr_scipy": lambda: S @ x,
             "csr_numba": lambda: K.csr_mv(ip, ix, dt, x, o),
             "csr_blocked_numba": lambda: blk.mv(x),
+            "csr_blocked_torch": lambda: tblk.mv(xt),
             "relative_numba": lambda: rel.mv(x),
             "grouped_numba": lambda: grp.mv(x),
         }
@@ -134,11 +138,12 @@ def cpu_kernels(layer, batch: int, threads: int, rng: np.random.Generator, panel
             "csr_scipy": lambda: (S @ np.ascontiguousarray(X.T)).T,
             "csr_numba": lambda: K.csr_mm(ip, ix, dt, X, o),
             "csr_blocked_numba": lambda: blk.mm(X),
+            "csr_blocked_torch": lambda: tblk.mm(Xt),
             "relative_numba": lambda: rel.mm(X),
             "grouped_numba": lambda: grp.mm(X),
         }
         touch = (X,)
-    return fns, touch, {"relative": rel, "grouped": grp, "csr_blocked": blk}
+    return fns, touch, {"relative": rel, "grouped": grp, "csr_blocked": blk, "csr_blocked_torch": tblk}
 
 
 def max_rel_err(y, ref) -> float:
@@ -147,7 +152,7 @@ def max_rel_err(y, ref) -> float:
     return float(np.abs(y - ref).max() / scale)
 
 
-def layer_bytes(layer, rel, batch: int, blocked=None, grouped=None) -> dict:
+def layer_bytes(layer, rel, batch: int, blocked=None, grouped=None, torch_blocked=None) -> dict:
     o, n = layer.shape
     out = {
         "csr_blocked": blocked_csr_bytes(o, n, layer.nnz, blocked.n_blocks if blocked is not None else 1, batch),
@@ -158,6 +163,8 @@ def layer_bytes(layer, rel, batch: int, blocked=None, grouped=None) -> dict:
         "relative_packed": relative_bytes(o, n, rel.entries, layer.codebook.size, batch,
                                           layer.weight_bits / 8, layer.index_bits / 8, rel.chunks.nbytes),
     }
+    if torch_blocked is not None:
+        out["csr_blocked_torch"] = blocked_csr_bytes(o, n, layer.nnz, torch_blocked.n_blocks, batch)
     if grouped is not None:
         out["grouped"] = grouped_bytes(o, n, grouped.slots, grouped.blocks, grouped.n_panels, layer.codebook.size,
                                        batch, grouped.syms.itemsize, grouped.start_rows.nbytes)
@@ -171,7 +178,7 @@ def bench_layer_cpu(layer, batch: int, threads: int, reps: int, warmup: int, cac
     fns, touch, objs = cpu_kernels(layer, batch, threads, rng, panel_cols)
     ref = np.asarray(fns["dense"]().numpy(), dtype=np.float64)  # each kernel is checked against dense
     errs = {k: max_rel_err(f(), ref) for k, f in fns.items()}
-    nbytes = layer_bytes(layer, objs["relative"], batch, objs["csr_blocked"], objs["grouped"])
+    nbytes = layer_bytes(layer, objs["relative"], batch, objs["csr_blocked"], objs["grouped"], objs["csr_blocked_torch"])
     rows = []
     for cache in caches:
         load0 = os.getloadavg()[0]
@@ -189,7 +196,8 @@ def bench_layer_cpu(layer, batch: int, threads: int, reps: int, warmup: int, cac
                 "out_features": layer.out_features, "in_features": layer.in_features,
                 "density": round(layer.density, 6), "nnz": layer.nnz, "entries": layer.entries,
                 "fillers": layer.fillers, "index_bits": layer.index_bits, "weight_bits": layer.weight_bits,
-                "csr_blocks": objs["csr_blocked"].n_blocks, "relative_panels": objs["relative"].n_panels,
+                "csr_blocks": objs["csr_blocked"].n_blocks,
+                "csr_torch_blocks": objs["csr_blocked_torch"].n_blocks, "relative_panels": objs["relative"].n_panels,
                 "grouped_panels": objs["grouped"].n_panels, "grouped_slots": objs["grouped"].slots,
                 "batch": batch, "cache": cache, "kernel": k, "format": fmt, "threads": threads, **st,
                 "per_input_us": st["median_us"] / batch,
@@ -205,11 +213,14 @@ def bench_layer_cpu(layer, batch: int, threads: int, reps: int, warmup: int, cac
     return rows
 
 
-def bench_layer_gpu(layer, batch: int, reps: int, warmup: int, seed: int = 0) -> list[dict]:
-    """cuBLAS (torch.mv/mm) vs cuSPARSE (torch CSR) on the current CUDA device, warm only."""
+def bench_layer_gpu(layer, batch: int, reps: int, warmup: int, seed: int = 0, device: str = "cuda") -> list[dict]:
+    """cuBLAS (torch.mv/mm) vs cuSPARSE (torch CSR) on the current CUDA device, warm only, timed
+    with CUDA events. ``device="cpu"`` runs the same path with wall-clock timing (how the tests
+    check it on machines without a GPU)."""
     import torch
 
-    dev = torch.device("cuda")
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
     o, n = layer.shape
     W = torch.from_numpy(layer.dense).to(dev)
     csr_t = torch.sparse_csr_tensor(torch.from_numpy(layer.indptr), torch.from_numpy(layer.indices),
@@ -223,24 +234,31 @@ def bench_layer_gpu(layer, batch: int, reps: int, warmup: int, seed: int = 0) ->
         fns = {"dense": lambda: torch.mm(X, W.t()), "csr_torch": lambda: torch.mm(csr_t, X.t()).t()}
     ref = fns["dense"]().double().cpu().numpy()
     errs = {k: max_rel_err(f().double().cpu(), ref) for k, f in fns.items()}
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     for _ in range(warmup):
         for f in fns.values():
             f()
-    torch.cuda.synchronize()
+    sync()
     ts = {k: [] for k in fns}
     for _ in range(reps):
         for k, f in fns.items():
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            f()
-            b.record()
-            torch.cuda.synchronize()
-            ts[k].append(a.elapsed_time(b) * 1e-3)
+            if cuda:
+                a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                a.record()
+                f()
+                b.record()
+                sync()
+                ts[k].append(a.elapsed_time(b) * 1e-3)
+            else:
+                t0 = time.perf_counter()
+                f()
+                ts[k].append(time.perf_counter() - t0)
     t_dense = float(np.median(ts["dense"]))
+    name = f"cuda:{torch.cuda.get_device_name(dev)}" if cuda else str(dev)
     rows = []
     for k, t in ts.items():
         st = stats_us(np.array(t))
-        rows.append({"device": f"cuda:{torch.cuda.get_device_name(dev)}", "network": layer.network,
+        rows.append({"device": name, "network": layer.network,
                      "layer": layer.name, "source": layer.source, "out_features": o, "in_features": n,
                      "density": round(layer.density, 6), "nnz": layer.nnz, "batch": batch, "cache": "warm",
                      "kernel": k, "format": FORMAT_OF[k], **st, "per_input_us": st["median_us"] / batch,

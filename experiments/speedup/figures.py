@@ -9,7 +9,8 @@ import numpy as np
 from experiments.speedup.bench import geomean
 from experiments.speedup.layers import PAPER_I7_US
 
-BARS = [("csr_torch", "CSR, torch/MKL", "#4c72b0"), ("csr_scipy", "CSR, scipy", "#8fa8d0"),
+BARS = [("csr_torch", "CSR, torch/MKL", "#4c72b0"), ("csr_blocked_torch", "CSR column-blocked, torch/MKL", "#27466f"),
+        ("csr_scipy", "CSR, scipy", "#8fa8d0"),
         ("csr_numba", "CSR, numba", "#55a868"), ("csr_blocked_numba", "CSR column-blocked, numba", "#2d7a45"),
         ("relative_numba", "compressed, relative stream, numba", "#c44e52"),
         ("grouped_numba", "compressed, weight-grouped, numba", "#8c1c20")]
