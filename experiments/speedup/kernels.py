@@ -795,6 +795,8 @@ class TorchBlockedCSR:
         """``x``: a 1-D torch tensor."""
         import torch
 
+        if self.n_blocks == 1:  # no slice: a sliced input made MKL's cold product ~10 % slower here
+            return torch.mv(self.blocks[0][2], x)
         (c0, c1, t), rest = self.blocks[0], self.blocks[1:]
         y = torch.mv(t, x[c0:c1])
         for c0, c1, t in rest:
@@ -805,6 +807,8 @@ class TorchBlockedCSR:
         """``X``: ``[B, in]`` torch tensor -> ``[B, out]``."""
         import torch
 
+        if self.n_blocks == 1:
+            return torch.mm(self.blocks[0][2], X.t()).t()
         (c0, c1, t), rest = self.blocks[0], self.blocks[1:]
         yt = torch.mm(t, X[:, c0:c1].t())
         for c0, c1, t in rest:
