@@ -14,6 +14,11 @@ All kernels compute ``y = W x`` for a torch ``nn.Linear`` weight ``W`` of shape
   directly -- ``(symbols, gaps)`` exactly as :func:`compression.sparse_format.encode_relative`
   returns them (uint8 each) -- tracking ``(row, col)`` incrementally and looking every weight
   up in the fp32 codebook. Nothing is expanded to fp32 weights or wide indices.
+* compressed format, weight-grouped (numba): :class:`GroupedLayer`, built once from that stream:
+  each row's non-zeros grouped by codebook symbol in blocks of four uint16 column indices, so the
+  inputs sharing a weight are summed first and multiplied once (one codebook lookup per block).
+* CSR, column-blocked: :class:`BlockedCSR` (our numba kernel) and :class:`TorchBlockedCSR`
+  (torch/MKL's kernel called once per block), both keeping the gathered part of ``x`` in L1.
 
 JIT: numba (LLVM). It is already a project dependency, compiles byte-level loops to native
 code, releases the GIL and has ``prange`` threads. Two details matter for speed on this
@@ -487,7 +492,7 @@ class GroupedLayer:
     column panels of :class:`RelativeLayer`, and never expanded to fp32 weights or wide indices.
     Weight sharing makes ``y_r = sum_j c[s_rj] x_j = sum_k c_k * (sum of x_j over the row's
     entries with symbol k)``: the inputs that share a weight are summed first and multiplied
-    once (the factorization UCNN builds hardware around). So the entries of each row are
+    once (the factorization UCNN, Hegde et al., ISCA 2018, builds hardware around). So the entries of each row are
     stored grouped by symbol, in blocks of four (:func:`grouped_blocks`): per block one symbol
     byte and four uint16 column indices, one 64-bit load. A block costs one codebook lookup,
     four gathers from ``x``, three adds and one FMA; the relative stream costs, per entry, a
