@@ -100,7 +100,7 @@ def test_grouped_products_equal_dense(out_f, in_f, density, bits, threads, empty
         assert np.array_equal(held, labels)  # the same matrix, read from the blocks
         runs = sum(len(np.unique(labels[r, c0:c0 + layer.panel_cols][labels[r, c0:c0 + layer.panel_cols] > 0]))
                    for r in range(out_f) for c0 in range(0, in_f, layer.panel_cols))
-        assert layer.blocks == layer.slots // 4 and pads < 4 * runs + 1 and layer.slots == pads + int((labels > 0).sum())
+        assert layer.blocks == layer.slots // 4 and pads <= 3 * runs and layer.slots == pads + int((labels > 0).sum())
         assert layer.blocks == sum(-(-int(((labels[r, c0:c0 + layer.panel_cols]) == s).sum()) // 4)
                                    for r in range(out_f) for c0 in range(0, in_f, layer.panel_cols)
                                    for s in range(1, 1 << 5))  # each (row, panel, symbol) run padded to 4
