@@ -61,6 +61,11 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+def fastest_csr(times: dict) -> float:
+    """The smallest time among the CSR kernels (``csr_*``) of ``{kernel: time}``; NaN if none."""
+    return min((t for k, t in times.items() if k.startswith("csr_")), default=float("nan"))
+
+
 def summarize(rows: list[dict]) -> list[dict]:
     from experiments.speedup.bench import geomean
 
@@ -77,9 +82,8 @@ def summarize(rows: list[dict]) -> list[dict]:
                     here = {r["kernel"]: r["median_us"] for r in sub if (r["network"], r["layer"]) == (n, l)}
                     if k in here and "csr_torch" in here:
                         vs["csr_torch"].append(here["csr_torch"] / here[k])
-                    best = min((t for kk, t in here.items() if kk.startswith("csr_")), default=None)
-                    if k in here and best is not None:
-                        vs["best_csr"].append(best / here[k])
+                    if k in here and any(kk.startswith("csr_") for kk in here):
+                        vs["best_csr"].append(fastest_csr(here) / here[k])
                 out.append({
                     "cache": cache, "batch": batch, "kernel": k, "layers": len(ks),
                     "geomean_speedup_vs_dense": geomean(r["speedup_vs_dense"] for r in ks),
@@ -105,7 +109,7 @@ def network_totals(rows: list[dict]) -> list[dict]:
         tot = {}
         for r in sub:
             tot[r["kernel"]] = tot.get(r["kernel"], 0.0) + r["per_input_us"]
-        best = min((t for k, t in tot.items() if k.startswith("csr_")), default=float("nan"))
+        best = fastest_csr(tot)
         for k, t in tot.items():
             out.append({"cache": cache, "batch": batch, "network": net, "kernel": k,
                         "layers": "+".join(dict.fromkeys(r["layer"] for r in sub)), "per_input_us": t,
@@ -146,7 +150,7 @@ def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], b
                     r = get[k]
                     c = f"{r['per_input_us']:.0f} ({r['speedup_vs_dense']:.2f}x, {r['fraction_of_bound']:.2f})"
                     if k in COMPRESSED:
-                        best = min(v["median_us"] for kk, v in get.items() if kk.startswith("csr_"))
+                        best = fastest_csr({kk: v["median_us"] for kk, v in get.items()})
                         c += (f", {get['csr_torch']['median_us'] / r['median_us']:.2f}x MKL, "
                               f"{best / r['median_us']:.2f}x best CSR")
                     cells.append(c)

@@ -124,6 +124,19 @@ def balanced_start_rows(per_row: np.ndarray, n_chunks: int) -> np.ndarray:
     return np.unique(np.concatenate([[0], rows])).astype(np.int64)
 
 
+def _checked_stream(symbols, gaps, codebook):
+    """``(symbols, gaps, codebook)`` as contiguous arrays (codebook fp32), or a ValueError naming
+    what does not fit: the inputs both compressed-format kernels are built from."""
+    symbols = np.ascontiguousarray(symbols)
+    gaps = np.ascontiguousarray(gaps)
+    if symbols.shape != gaps.shape or symbols.ndim != 1:
+        raise ValueError("symbols and gaps must be 1-D and of equal length")
+    codebook = np.ascontiguousarray(codebook, dtype=np.float32)
+    if symbols.size and int(symbols.max()) >= codebook.size:
+        raise ValueError("a symbol indexes past the codebook")
+    return symbols, gaps, codebook
+
+
 def column_panels(symbols: np.ndarray, gaps: np.ndarray, shape, index_bits: int, panel_cols: int,
                   n_chunks: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Re-encode one layer's relative-index stream as column panels of ``panel_cols`` inputs.
@@ -312,13 +325,7 @@ class RelativeLayer:
 
     def __init__(self, symbols, gaps, codebook, shape, index_bits: int, n_threads: int = 1,
                  panel_cols: int | None = None, batch: int = 1):
-        symbols = np.ascontiguousarray(symbols)
-        gaps = np.ascontiguousarray(gaps)
-        if symbols.shape != gaps.shape or symbols.ndim != 1:
-            raise ValueError("symbols and gaps must be 1-D and of equal length")
-        self.codebook = np.ascontiguousarray(codebook, dtype=np.float32)
-        if symbols.size and int(symbols.max()) >= self.codebook.size:
-            raise ValueError("a symbol indexes past the codebook")
+        symbols, gaps, self.codebook = _checked_stream(symbols, gaps, codebook)
         self.shape = (int(shape[0]), int(shape[1]))
         self.index_bits = int(index_bits)
         if panel_cols is None:
@@ -508,13 +515,7 @@ class GroupedLayer:
 
     def __init__(self, symbols, gaps, codebook, shape, index_bits: int, n_threads: int = 1,
                  panel_cols: int | None = None, batch: int = 1):
-        symbols = np.ascontiguousarray(symbols)
-        gaps = np.ascontiguousarray(gaps)
-        if symbols.shape != gaps.shape or symbols.ndim != 1:
-            raise ValueError("symbols and gaps must be 1-D and of equal length")
-        self.codebook = np.ascontiguousarray(codebook, dtype=np.float32)
-        if symbols.size and int(symbols.max()) >= self.codebook.size:
-            raise ValueError("a symbol indexes past the codebook")
+        symbols, gaps, self.codebook = _checked_stream(symbols, gaps, codebook)
         o, n = self.shape = (int(shape[0]), int(shape[1]))
         if panel_cols is None:
             panel_cols = l1_block_cols(n) if batch == 1 else n
