@@ -60,7 +60,8 @@ def cmd_inspect(path: str) -> int:
 def cmd_decode(path: str, out: str) -> int:
     import torch
 
-    from .container import atomic_write, read_compressed
+    from .atomic import atomic_write
+    from .container import read_compressed
 
     sd, _meta, _rep = read_compressed(path)
     dest = Path(out)

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["layer_accounting", "totals", "huffman_bits", "best_index_bits"]
+__all__ = ["layer_accounting", "totals", "huffman_bits", "best_index_bits", "pruned_ratio", "lowrank_ratio"]
 
 
 def _div(a: float, b: float) -> float:
@@ -138,18 +138,79 @@ def huffman_bits(symbols, alphabet: int) -> int:
     return int((counts * lengths.astype(np.int64)).sum()) + 8 * len(pack_lengths(lengths))
 
 
-def best_index_bits(labels, weight_bits: int, candidates=range(2, 13)) -> tuple[int, dict[int, int]]:
+def best_index_bits(labels, weight_bits: int, candidates=range(2, 13), coder=None) -> tuple[int, dict[int, int]]:
     """The relative-index width that makes a layer's P+Q+H storage smallest.
 
     Wider gaps need fewer filler entries (each costs a weight index and a gap) but a larger
-    gap alphabet; after Huffman coding the optimum is often above the paper's fixed 4-5 bits.
-    Returns (best width, {width: weight-stream + gap-stream + table bits}).
+    gap alphabet; after entropy coding (``coder``, default Huffman) the optimum is often above
+    the paper's fixed 4-5 bits. Returns (best width, {width: weight-stream + gap-stream + table bits}).
     """
     from compression.sparse_format import encode_relative
 
+    if coder is None:
+        from compression.coders.huffman import Huffman
+
+        coder = Huffman()
     cost = {}
     for b in candidates:
         symbols, gaps = encode_relative(labels, b)
-        cost[b] = huffman_bits(symbols, 2**weight_bits) + huffman_bits(gaps, 2**b)
+        cost[b] = coder.cost_bits(symbols, 2**weight_bits) + coder.cost_bits(gaps, 2**b)
     best = min(cost, key=lambda b: (cost[b], b))
     return best, cost
+
+
+def pruned_ratio(layers, raw_elements: int) -> float:
+    """Pruning alone, stored (DC Fig. 6 "pruning only"): dense fp32 bytes / sparse bytes.
+
+    ``layers``: (non-zero mask, gap width) per compressed tensor. Each layer stores every non-zero
+    and every filler entry as a 32-bit value plus a ``gap width``-bit relative index (DC Fig. 2);
+    every other tensor (biases, ...; ``raw_elements`` numbers) as fp32.
+    """
+    import numpy as np
+
+    from compression.sparse_format import encode_relative
+
+    bits = weights = 0
+    for mask, index_bits in layers:
+        nonzero = (np.asarray(mask).ravel() != 0).astype(np.uint8)
+        symbols, _ = encode_relative(nonzero, int(index_bits))
+        bits += int(symbols.size) * (32 + int(index_bits))
+        weights += nonzero.size
+    return 4 * (weights + raw_elements) / (math.ceil(bits / 8) + 4 * raw_elements)
+
+
+def lowrank_ratio(weights: int, raw_elements: int, stored_numbers: int) -> float:
+    """A low-rank baseline (DC Fig. 6 "SVD"), fp32 throughout: (weights + other tensors) / (the
+    numbers stored for the weights -- factors, and untouched layers whole -- + other tensors)."""
+    return (weights + raw_elements) / (stored_numbers + raw_elements)
+
+
+def paper_format(layer, index_bits: int, coder=None) -> dict:
+    """One layer re-encoded in DC's own format (Tables 2-5): ``index_bits``-bit gaps, Huffman-coded
+    streams with their code tables, the fixed 2**bits-entry fp32 codebook, no chunk offsets.
+
+    ``layer`` is a ``container.LayerInput`` (as ``container.read_layers`` returns it). Returns its
+    ``layer_accounting`` row, so a layer stored with searched gap widths and float16 codebooks can be
+    compared with the paper's cell in the paper's format, from the same weights.
+    """
+    import numpy as np
+
+    from compression.sparse_format import encode_relative
+
+    if coder is None:
+        from compression.coders.huffman import Huffman
+
+        coder = Huffman()
+    labels = np.asarray(layer.labels).ravel()
+    k = 1 << int(layer.weight_bits)
+    if layer.sparse:
+        symbols, gaps = encode_relative(labels, int(index_bits))
+    else:
+        symbols, gaps = labels, np.zeros(0, np.int64)
+    w = coder.encode(symbols, k, max(1, symbols.size))
+    g = coder.encode(gaps, 1 << int(index_bits), max(1, gaps.size)) if layer.sparse else None
+    return layer_accounting(
+        name=layer.name, kind=layer.kind, weights=labels.size, nonzeros=int(np.count_nonzero(labels)) if layer.sparse
+        else labels.size, entries=int(symbols.size), weight_bits=int(layer.weight_bits), index_bits=int(index_bits),
+        sparse=layer.sparse, weight_stream_bits=w.n_bits, index_stream_bits=g.n_bits if g else 0,
+        table_bits=8 * (len(w.table) + (len(g.table) if g else 0)), offset_bits=0, codebook_bits=32 * k)

@@ -1,28 +1,31 @@
-"""The compressed model file (``.dcz``): sparse + quantized + Huffman-coded layers, one file.
+"""The compressed model file (``.dcz``): sparse + quantized + entropy-coded layers, one file.
 
 Layout (all integers little-endian)::
 
     magic      8 bytes  b"\\x89DCZ\\r\\n\\x1a\\n"
-    version    uint16   FORMAT_VERSION (3; versions 1 and 2 are still read)
+    version    uint16   FORMAT_VERSION (4; versions 1 to 3 are still read)
     header_len uint32   bytes of the (deflated) header
     file_len   uint64   total file size (detects truncation before anything else)
-    header     compact UTF-8 JSON, zlib-deflated: meta, chunk size, codebook float type, per layer (key, name,
+    header     compact UTF-8 JSON, zlib-deflated: meta, chunk size, codebook float type, the entropy
+               coder that wrote every stream (its name, ``compression.coders``), per layer (key, name,
                kind, shape, weight bits, index bits, sparse, non-zeros, entries, stored codebook
                entries, per stream [bits, table bytes, offset bytes]), per raw tensor (key,
                shape, dtype)
     payload    per layer, in header order:
-                 weight table    Huffman code lengths of the weight indices (huffman.pack_lengths)
-                 codebook        the centroids of the symbols present in the weight stream (code
-                                 length > 0), in symbol order, as float32 or float16; a sparse
+                 weight table    the coder's table of the weight indices (Huffman: the code lengths,
+                                 huffman.pack_lengths)
+                 codebook        the centroids of the symbols present in the weight stream (the
+                                 table says which), in symbol order, as float32 or float16; a sparse
                                  layer's index 0 is always 0.0 and never stored; the centroids
                                  of absent symbols (empty clusters) are never read, so not stored
-                 weight stream   Huffman bits, padded to a byte
-                 weight offsets  chunk offsets (huffman.pack_offsets; empty for <= 1 chunk)
+                 weight stream   the coded bits, padded to a byte
+                 weight offsets  chunk offsets (Huffman: huffman.pack_offsets; empty for <= 1 chunk)
                  gap table, gap stream, gap offsets   (sparse layers only)
                then every raw tensor (biases, ...): floating ones in the codebook float type,
                others in their own dtype, row-major
     sha256     32 bytes over everything before it
 
+Version 3 (still read) is version 4 without the coder's name: every stream is Huffman-coded.
 Version 2 (still read) is version 3 with the JSON header stored as plain text: 978 bytes for a
 LeNet-5 file, which deflate makes 389 (the fixed bytes around it are 54). Version 1 (still read)
 also stored all 2**weight_bits codebook entries as float32 before the weight table, and only
@@ -44,9 +47,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import struct
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,10 @@ import torch
 
 from . import huffman
 from .accounting import layer_accounting, totals
+from .atomic import atomic_write
+from .coders import CodedStream, EntropyCoder, coder_named
 from .sparse_format import decode_relative, encode_relative, uint_dtype
+from .specs import KINDS
 
 __all__ = [
     "MAGIC",
@@ -66,12 +70,13 @@ __all__ = [
     "write_compressed",
     "read_compressed",
     "inspect",
-    "atomic_write",
+    "read_layers",
 ]
 
 MAGIC = b"\x89DCZ\r\n\x1a\n"
-FORMAT_VERSION = 3
-READ_VERSIONS = (1, 2, 3)
+FORMAT_VERSION = 4
+READ_VERSIONS = (1, 2, 3, 4)
+OLD_CODER = "huffman"  # versions 1-3 do not name their coder: every stream is Huffman-coded
 MAX_HEADER_BYTES = 64 << 20  # an inflated header beyond this is a damaged file, not a model
 FLOAT_DTYPES = ("float32", "float16")  # how codebooks and floating raw tensors are stored
 _PREFIX = struct.Struct("<8sHIQ")  # magic, version, header_len, file_len
@@ -112,27 +117,18 @@ def _np(a) -> np.ndarray:
 # --------------------------------------------------------------------------- write
 
 
-def _encode_stream(symbols: np.ndarray, alphabet: int, chunk: int):
-    counts = np.bincount(symbols, minlength=alphabet) if symbols.size else np.zeros(alphabet, np.int64)
-    lengths = huffman.code_lengths(counts)
-    enc = huffman.encode(symbols, lengths, chunk_size=chunk)
-    table = huffman.pack_lengths(lengths)
-    offsets = huffman.pack_offsets(enc)
-    return enc, table, offsets, lengths
-
-
-def _stored_symbols(lengths: np.ndarray, sparse: bool) -> np.ndarray:
+def _stored_symbols(present: np.ndarray, sparse: bool) -> np.ndarray:
     """Symbols whose centroid the file stores: present in the stream, and not a sparse layer's 0."""
-    present = np.flatnonzero(np.asarray(lengths) > 0)
+    present = np.flatnonzero(np.asarray(present))
     return present[present > 0] if sparse else present
 
 
-def _layer_sections(layer: LayerInput, chunk: int, float_dtype: str) -> tuple[dict, list[bytes]]:
+def _layer_sections(layer: LayerInput, chunk: int, float_dtype: str, coder: EntropyCoder) -> tuple[dict, list[bytes]]:
     if not isinstance(layer.key, str) or not layer.key:
         raise ValueError("layer key must be a non-empty string")
     where = f"layer {layer.key!r}"
-    if layer.kind not in ("conv", "fc"):
-        raise ValueError(f"{where}: kind must be 'conv' or 'fc', got {layer.kind!r}")
+    if layer.kind not in KINDS:
+        raise ValueError(f"{where}: kind must be one of {KINDS}, got {layer.kind!r}")
     wb = int(layer.weight_bits)
     if not 1 <= wb <= MAX_BITS:
         raise ValueError(f"{where}: weight_bits must be in 1..{MAX_BITS}, got {layer.weight_bits}")
@@ -166,8 +162,8 @@ def _layer_sections(layer: LayerInput, chunk: int, float_dtype: str) -> tuple[di
     else:
         symbols, gaps, nz = labels, None, n
     entries = int(symbols.size)
-    wenc, wtab, woff, wlengths = _encode_stream(symbols, k, chunk)
-    stored = _stored_symbols(wlengths, sparse)
+    wenc = coder.encode(symbols, k, chunk)
+    stored = _stored_symbols(coder.present(wenc.table, k), sparse)
     with np.errstate(over="ignore"):  # an overflow is reported just below
         cb_stored = cb[stored].astype(np.dtype(float_dtype).newbyteorder("<"))
     if not np.all(np.isfinite(cb_stored)):
@@ -175,13 +171,13 @@ def _layer_sections(layer: LayerInput, chunk: int, float_dtype: str) -> tuple[di
     head = {
         "key": layer.key, "name": str(layer.name), "kind": layer.kind, "shape": shape,
         "wb": wb, "ib": ib, "sparse": int(sparse), "nz": nz, "e": entries, "c": int(stored.size),
-        "w": [wenc.n_bits, len(wtab), len(woff)],
+        "w": [wenc.n_bits, len(wenc.table), len(wenc.offsets)],
     }
-    sections = [wtab, cb_stored.tobytes(), wenc.payload, woff]
+    sections = [wenc.table, cb_stored.tobytes(), wenc.payload, wenc.offsets]
     if sparse:
-        genc, gtab, goff, _ = _encode_stream(gaps, 1 << ib, chunk)
-        head["g"] = [genc.n_bits, len(gtab), len(goff)]
-        sections += [gtab, genc.payload, goff]
+        genc = coder.encode(gaps, 1 << ib, chunk)
+        head["g"] = [genc.n_bits, len(genc.table), len(genc.offsets)]
+        sections += [genc.table, genc.payload, genc.offsets]
     return head, sections
 
 
@@ -204,12 +200,14 @@ def _raw_section(key: str, value, float_dtype: str = "float32") -> tuple[dict, b
 
 
 def write_compressed(path, layers: list[LayerInput], raw: dict, meta: dict, *,
-                     chunk_size: int = huffman.DEFAULT_CHUNK, float_dtype: str = "float32") -> dict:
+                     chunk_size: int = huffman.DEFAULT_CHUNK, float_dtype: str = "float32",
+                     coder: EntropyCoder | None = None) -> dict:
     """Encode ``layers`` + ``raw`` tensors into ``path`` atomically; return the report.
 
     ``float_dtype`` ("float32", the paper's 32-bit codebook entries, or "float16") is how the
     codebooks and floating raw tensors (biases) are stored; with float16 the decoded model holds
-    the rounded values, and that is the model the pipeline evaluates.
+    the rounded values, and that is the model the pipeline evaluates. ``coder`` (an
+    ``EntropyCoder``, default Huffman) codes every stream; the header records its name.
 
     The report is ``{"layers": [accounting row per layer], "size": ..., "ratio": ..., "total":
     ..., "meta": meta, "raw": [...], "chunk_size": int}`` plus the four ``size`` keys
@@ -225,9 +223,14 @@ def write_compressed(path, layers: list[LayerInput], raw: dict, meta: dict, *,
         raise ValueError("chunk_size must be >= 1")
     if float_dtype not in FLOAT_DTYPES:
         raise ValueError(f"float_dtype must be one of {FLOAT_DTYPES}, got {float_dtype!r}")
+    if coder is None:
+        from .coders.huffman import Huffman
+
+        coder = Huffman()
+    coder_named(coder.name)  # a reader must find it by its name, or the file could never be read
     heads, sections = [], []
     for layer in layers:
-        h, s = _layer_sections(layer, chunk_size, float_dtype)
+        h, s = _layer_sections(layer, chunk_size, float_dtype, coder)
         heads.append(h)
         sections += s
     raw_heads = []
@@ -235,7 +238,7 @@ def write_compressed(path, layers: list[LayerInput], raw: dict, meta: dict, *,
         h, data, _ = _raw_section(key, value, float_dtype)
         raw_heads.append(h)
         sections.append(data)
-    header = {"v": FORMAT_VERSION, "meta": meta, "chunk": chunk_size, "fd": float_dtype,
+    header = {"v": FORMAT_VERSION, "meta": meta, "chunk": chunk_size, "fd": float_dtype, "coder": coder.name,
               "layers": heads, "raw": raw_heads}
     try:
         hbytes = zlib.compress(json.dumps(header, separators=(",", ":"), allow_nan=False).encode("utf-8"), 9)
@@ -254,37 +257,6 @@ def write_compressed(path, layers: list[LayerInput], raw: dict, meta: dict, *,
 
     atomic_write(path, write)
     return _report(header, payload_len, file_len)
-
-
-def atomic_write(path, write) -> None:
-    """Call ``write(f)`` on a temp file next to ``path``, fsync, then ``os.replace`` it onto
-    ``path``. On any error the temp file is removed and ``path`` is left untouched."""
-    path = Path(path)
-    d = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=d)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file ordinary permissions
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename durable; not possible everywhere
-        dfd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
 
 
 # --------------------------------------------------------------------------- read
@@ -339,6 +311,8 @@ def _validate_header(header) -> list[tuple[str, int]]:
     v1 = header["v"] == 1
     if not v1 and header.get("fd") not in FLOAT_DTYPES:
         raise ValueError(f"codebook float type {header.get('fd')!r} not in {FLOAT_DTYPES}")
+    if header["v"] >= 4 and not isinstance(header.get("coder"), str):
+        raise ValueError("header names no coder")
     if not _is_int(header["chunk"], 1):
         raise ValueError("bad chunk size")
     if not isinstance(header["layers"], list) or not isinstance(header["raw"], list):
@@ -352,7 +326,7 @@ def _validate_header(header) -> list[tuple[str, int]]:
             if k not in h:
                 raise ValueError(f"layer entry lacks {k!r}")
         key = h["key"]
-        if not isinstance(key, str) or not isinstance(h["name"], str) or h["kind"] not in ("conv", "fc"):
+        if not isinstance(key, str) or not isinstance(h["name"], str) or h["kind"] not in KINDS:
             raise ValueError("bad layer key/name/kind")
         if not isinstance(h["shape"], list) or not all(_is_int(s) for s in h["shape"]):
             raise ValueError(f"layer {key!r}: bad shape")
@@ -449,10 +423,15 @@ def _load(path) -> tuple[dict, memoryview, str, int]:
     return header, payload, digest.hex(), flen
 
 
-def _decode_all(p, header: dict, payload: memoryview):
-    """Yield (key, numpy array) for every layer and raw tensor, fully verified."""
+def _decode_layers(p, header: dict, payload: memoryview):
+    """Yield ("layer", header entry, codebook [2**wb] float32, labels) per layer, then ("raw", key,
+    array) per raw tensor, every stream fully verified."""
     chunk = header["chunk"]
     off = 0
+    try:
+        coder = coder_named(header.get("coder", OLD_CODER))
+    except ValueError as ex:
+        raise CompressedFileError(f"{p}: {ex}") from None
 
     def take(n):
         nonlocal off
@@ -460,12 +439,11 @@ def _decode_all(p, header: dict, payload: memoryview):
         off += n
         return b
 
-    def stream(spec, lengths, entries):
-        """The Huffman bits and chunk offsets that follow a stream's code table, decoded."""
+    def stream(spec, table, entries, alphabet):
+        """The coded bits and chunk offsets that follow a stream's table, decoded."""
         nbits, _, olen = spec
         payload_bytes = take((nbits + 7) >> 3)
-        offs = huffman.unpack_offsets(take(olen), entries, chunk, nbits)
-        return huffman.decode(huffman.EncodedStream(payload_bytes, entries, nbits, chunk, offs), lengths)
+        return coder.decode(CodedStream(table, payload_bytes, take(olen), nbits), entries, alphabet, chunk)
 
     v1 = header["v"] == 1
     for h in header["layers"]:
@@ -477,10 +455,11 @@ def _decode_all(p, header: dict, payload: memoryview):
                 cb = np.frombuffer(take(4 * k), "<f4").astype(np.float32)
                 if sparse and cb[0] != 0.0:
                     raise ValueError("codebook[0] of a sparse layer is not 0")
-                wlengths = huffman.unpack_lengths(take(h["w"][1]), k)
+                wtable = take(h["w"][1])
+                coder.present(wtable, k)  # checks the table
             else:  # the weight table, then the centroids of the symbols it says are present
-                wlengths = huffman.unpack_lengths(take(h["w"][1]), k)
-                stored = _stored_symbols(wlengths, sparse)
+                wtable = take(h["w"][1])
+                stored = _stored_symbols(coder.present(wtable, k), sparse)
                 if stored.size != h["c"]:
                     raise ValueError(f"the code table has {stored.size} stored centroids, header says {h['c']}")
                 fd = np.dtype(header["fd"])
@@ -488,9 +467,9 @@ def _decode_all(p, header: dict, payload: memoryview):
                 cb[stored] = np.frombuffer(take(stored.size * fd.itemsize), fd.newbyteorder("<"))
             if not np.all(np.isfinite(cb)):
                 raise ValueError("non-finite codebook value")
-            symbols = stream(h["w"], wlengths, e)
+            symbols = stream(h["w"], wtable, e, k)
             if sparse:
-                gaps = stream(h["g"], huffman.unpack_lengths(take(h["g"][1]), 1 << ib), e)
+                gaps = stream(h["g"], take(h["g"][1]), e, 1 << ib)
                 labels = decode_relative(symbols, gaps, n, ib)
                 if int(np.count_nonzero(labels)) != h["nz"]:
                     raise ValueError(f"{np.count_nonzero(labels)} non-zeros decoded, header says {h['nz']}")
@@ -498,13 +477,40 @@ def _decode_all(p, header: dict, payload: memoryview):
                 labels = symbols
         except ValueError as ex:
             raise CompressedFileError(f"{p}: layer {key!r} does not decode ({ex})") from None
-        yield key, cb[labels].reshape(h["shape"])
+        yield "layer", h, cb, labels.reshape(h["shape"])
     for r in header["raw"]:
         dt = np.dtype(r["dtype"]).newbyteorder("<")
         a = np.frombuffer(take(_raw_nbytes(r)), dt).astype(np.dtype(r["dtype"])).reshape(r["shape"])
         if a.dtype == np.float16:  # stored rounded to float16 (float_dtype); the model computes in float32
             a = a.astype(np.float32)
-        yield r["key"], a
+        yield "raw", r["key"], a
+
+
+def _decode_all(p, header: dict, payload: memoryview):
+    """Yield (key, numpy array) for every layer and raw tensor, fully verified."""
+    for what, *item in _decode_layers(p, header, payload):
+        if what == "layer":
+            h, cb, labels = item
+            yield h["key"], cb[labels]
+        else:
+            yield item[0], item[1]
+
+
+def read_layers(path) -> tuple[list[LayerInput], dict[str, np.ndarray], dict, dict]:
+    """A file's layers as stored -- codebook and per-weight labels, not expanded weights -- with its
+    raw tensors, meta and report: ``(layers, raw, meta, report)``. ``LayerInput.codebook`` has all
+    2**weight_bits entries (those the file does not store, never referenced, are 0)."""
+    header, payload, _digest, flen = _load(path)
+    layers, raw = [], {}
+    for what, *item in _decode_layers(Path(path), header, payload):
+        if what == "layer":
+            h, cb, labels = item
+            layers.append(LayerInput(key=h["key"], name=h["name"], kind=h["kind"], shape=tuple(h["shape"]),
+                                     codebook=cb, labels=labels, weight_bits=h["wb"], index_bits=h["ib"],
+                                     sparse=h["sparse"] == 1))
+        else:
+            raw[item[0]] = item[1]
+    return layers, raw, header["meta"], _report(header, len(payload), flen)
 
 
 def read_compressed(path) -> tuple[dict[str, torch.Tensor], dict, dict]:
@@ -530,6 +536,6 @@ def inspect(path, decode: bool = True) -> dict:
         for _ in _decode_all(Path(path), header, payload):
             pass
     rep = _report(header, len(payload), flen)
-    rep.update(path=str(path), format_version=header["v"], sha256=digest,
+    rep.update(path=str(path), format_version=header["v"], sha256=digest, coder=header.get("coder", OLD_CODER),
                verified="checksum+decode" if decode else "checksum")
     return rep

@@ -40,13 +40,28 @@ class LowRank(nn.Module):
         return self.U @ self.V
 
 
-def apply_low_rank(module: nn.Linear, keep: float) -> int:
-    """Replace ``module.weight`` by its truncated SVD at storage fraction ``keep``; returns the rank."""
-    if not isinstance(module, nn.Linear):
-        raise TypeError(f"low-rank factorization is for fc (Linear) layers, got {type(module).__name__}")
-    m, n = module.weight.shape
+def apply_low_rank(module: nn.Module, keep: float, name: str = "weight") -> int:
+    """Replace the 2-D ``module.<name>`` by its truncated SVD at storage fraction ``keep``; returns the rank."""
+    w = getattr(module, name)
+    if w.dim() != 2:
+        raise TypeError(f"low-rank factorization needs a matrix (an fc weight), got shape {tuple(w.shape)}")
+    m, n = w.shape
     r = rank_for_keep(m, n, keep)
-    u, v = svd_factors(module.weight, r)
-    parametrize.register_parametrization(module, "weight", LowRank(u, v))
-    module.parametrizations.weight.original.requires_grad_(False)  # stored and trained: U and V only
+    u, v = svd_factors(w, r)
+    parametrize.register_parametrization(module, name, LowRank(u, v))
+    module.parametrizations[name].original.requires_grad_(False)  # stored and trained: U and V only
     return r
+
+
+class TruncatedSVD:
+    """The low-rank baseline of DC Fig. 6 (plug-in, conf/lowrank/svd.yaml).
+
+    A low-rank method is called as ``method(module, name, keep)`` on each fc tensor, replaces it
+    in place by a trainable factorization within ``keep`` of its storage, and returns
+    ``(rank, numbers stored)``.
+    """
+
+    def __call__(self, module: nn.Module, name: str, keep: float) -> tuple[int, int]:
+        r = apply_low_rank(module, keep, name)
+        m, n = module.parametrizations[name].original.shape
+        return r, r * (m + n)

@@ -67,16 +67,71 @@ def magnitude_prune(
     density: float | None = None,
 ) -> nn.Module:
     """Prune ``module.<name>`` in place (composing with earlier pruning) and return the module."""
+    if (quality is None) == (density is None):
+        raise ValueError("give exactly one of quality= or density=")
+    prune_to(module, name, getattr(module, name).detach().abs(), keep_count(module, name, density=density,
+                                                                           quality=quality))
+    return module
+
+
+def keep_count(module: nn.Module, name: str = "weight", *, density: float | None = None,
+               quality: float | None = None) -> int:
+    """How many connections of ``module.<name>`` a pruning step keeps (never more than are alive).
+
+    ``density``: round(density * numel), the published per-layer densities. ``quality``: as many as
+    LWC's rule keeps, ``|w| >= quality * std(w)`` over the surviving weights (population std).
+    """
+    mask = current_mask(module, name)
     if density is not None:
         if not 0.0 <= density <= 1.0:
             raise ValueError(f"density must be in [0, 1], got {density}")
-        numel = getattr(module, name).numel()
-        alive = int(current_mask(module, name).sum())
-        keep = min(int(round(density * numel)), alive)
-        MagnitudeThreshold.apply(module, name, keep=keep)
-    else:
-        MagnitudeThreshold.apply(module, name, quality=quality)
-    return module
+        return min(int(round(density * mask.numel())), int(mask.sum()))
+    if quality is None or quality < 0:
+        raise ValueError(f"quality must be >= 0, got {quality}")
+    values = getattr(module, name).detach()[mask]
+    if values.numel() == 0:
+        return 0
+    return int((values.abs() >= quality * values.std(unbiased=False)).sum())
+
+
+def prune_to(module: nn.Module, name: str, scores: torch.Tensor, keep: int) -> torch.Tensor:
+    """Keep the ``keep`` surviving connections with the highest ``scores``; prune the rest. Returns the mask.
+
+    The mask goes through ``torch.nn.utils.prune.custom_from_mask``, so it composes with
+    earlier pruning (a pruned connection never comes back) and SGD can never revive one.
+    """
+    alive = current_mask(module, name)
+    values = scores.detach().to(alive.device)[alive]
+    k = max(0, min(int(keep), values.numel()))
+    keep_alive = torch.zeros_like(values, dtype=torch.bool)
+    if k > 0:
+        keep_alive[torch.topk(values.flatten(), k, sorted=False).indices] = True
+    new = torch.zeros_like(alive)
+    new[alive] = keep_alive
+    prune.custom_from_mask(module, name, new)
+    return new
+
+
+class Criterion:
+    """A pruning criterion (plug-in, conf/prune/criterion/*.yaml): which connections survive a step.
+
+    The prune stage calls ``prepare(model, specs, batches)`` once per pruning step (``batches``
+    yields ``(x, y)`` training batches when ``needs_data`` is true, else it is None), then
+    ``prune(module, name, keep)`` per layer with the number of connections to keep (the
+    configured density, or LWC's quality rule). The default ``prune`` keeps the highest
+    ``scores``; a criterion that also changes the surviving weights (OBS) overrides ``prune``.
+    """
+
+    needs_data = False
+
+    def prepare(self, model: nn.Module, specs: list, batches=None) -> None:
+        """Gather what ``scores`` needs (Hessians, activations, ...) before any layer is pruned."""
+
+    def scores(self, module: nn.Module, name: str) -> torch.Tensor:
+        raise NotImplementedError
+
+    def prune(self, module: nn.Module, name: str, keep: int) -> None:
+        prune_to(module, name, self.scores(module, name), keep)
 
 
 def current_mask(module: nn.Module, name: str = "weight") -> torch.Tensor:

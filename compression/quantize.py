@@ -162,6 +162,24 @@ class SharedWeights(nn.Module):
         return cb
 
 
+class KMeans:
+    """The paper's quantizer (plug-in, conf/quantize/quantizer/kmeans.yaml): per-layer 1-D k-means.
+
+    A quantizer is called as ``quantizer(weight, bits, mask=..., seed=...)`` and returns
+    ``(codebook float32 [2**bits], labels int64 shaped like the weight)``; with a mask (a pruned
+    layer) ``codebook[0]`` must be 0.0 and every pruned position labelled 0 (``share_weights``).
+    """
+
+    def __init__(self, init: str = "linear", max_iter: int = 300):
+        if init not in INITS:
+            raise ValueError(f"unknown centroid init {init!r}; choose one of {INITS}")
+        self.init, self.max_iter = init, int(max_iter)
+
+    def __call__(self, weight: torch.Tensor, bits: int, mask: torch.Tensor | None = None,
+                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        return share_weights(weight, bits, mask=mask, init=self.init, seed=seed, max_iter=self.max_iter)
+
+
 def apply_weight_sharing(
     module: nn.Module,
     bits: int,
@@ -169,10 +187,13 @@ def apply_weight_sharing(
     init: str = "linear",
     seed: int = 0,
     name: str = "weight",
+    quantizer=None,
 ) -> SharedWeights:
-    """Cluster ``module.<name>`` and parametrize it by its codebook (trainable)."""
+    """Cluster ``module.<name>`` (``quantizer``, default k-means with ``init``) and parametrize it by
+    its codebook (trainable)."""
     weight = getattr(module, name)
-    codebook, labels = share_weights(weight, bits, mask=mask, init=init, seed=seed)
+    quantizer = quantizer or KMeans(init)
+    codebook, labels = quantizer(weight, bits, mask=mask, seed=seed)
     p = SharedWeights(codebook.to(weight.device), labels.to(weight.device),
                       None if mask is None else mask.to(weight.device))
     parametrize.register_parametrization(module, name, p, unsafe=True)

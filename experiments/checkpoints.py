@@ -19,52 +19,56 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize, prune
 
-from compression.prune import current_mask
+from compression.atomic import atomic_write_bytes
 from compression.lowrank import LowRank
+from compression.prune import current_mask
 from compression.quantize import SharedWeights
-from experiments.models import prunable_layers
-from experiments.results import atomic_write_bytes
+from compression.specs import LayerSpec, module_of
+from experiments.models.state import clean_state_dict
 
 log = logging.getLogger(__name__)
 
 
-def snapshot(model: nn.Module) -> dict:
+def snapshot(model: nn.Module, specs: list[LayerSpec]) -> dict:
     """Everything needed to rebuild the model's compression state on a fresh instance."""
-    from experiments.pipeline import clean_state_dict
-
-    snap = {"plain": {k: v.cpu() for k, v in clean_state_dict(model).items()}, "masks": {}, "shared": {},
-            "dropout_p": {p: model.get_submodule(p).p for p in model.dropout_inputs}, "lowrank": {}}
-    for name, module, _ in prunable_layers(model):
-        if parametrize.is_parametrized(module, "weight"):
-            plist = module.parametrizations["weight"]
+    snap = {"plain": {k: v.cpu() for k, v in clean_state_dict(model, specs).items()}, "masks": {}, "shared": {},
+            "dropout_p": {p: model.get_submodule(p).p for p in getattr(model, "dropout_inputs", {})},
+            "lowrank": {}}
+    for s in specs:
+        module = module_of(model, s)
+        if parametrize.is_parametrized(module, s.param):
+            plist = module.parametrizations[s.param]
             p = plist[0]
             if isinstance(p, LowRank):
-                snap["lowrank"][name] = {"U": p.U.detach().cpu().clone(), "V": p.V.detach().cpu().clone()}
+                snap["lowrank"][s.name] = {"U": p.U.detach().cpu().clone(), "V": p.V.detach().cpu().clone()}
                 continue
-            snap["shared"][name] = {"codebook": plist.original.detach().cpu().clone(), "labels": p.labels.cpu(),
-                                    "mask": p.mask.cpu() if p.sparse else None}
-        elif prune.is_pruned(module) and hasattr(module, "weight_mask"):
-            snap["masks"][name] = current_mask(module).cpu()
+            snap["shared"][s.name] = {"codebook": plist.original.detach().cpu().clone(), "labels": p.labels.cpu(),
+                                      "mask": p.mask.cpu() if p.sparse else None}
+        elif prune.is_pruned(module) and hasattr(module, s.param + "_mask"):
+            snap["masks"][s.name] = current_mask(module, s.param).cpu()
     return snap
 
 
-def restore(model: nn.Module, snap: dict) -> None:
+def restore(model: nn.Module, specs: list[LayerSpec], snap: dict) -> None:
     """Inverse of ``snapshot`` on a freshly built model."""
     model.load_state_dict(snap["plain"], strict=True)
     for path, p in snap.get("dropout_p", {}).items():
         model.get_submodule(path).p = p
-    layers = {n: m for n, m, _ in prunable_layers(model)}
+    by_name = {s.name: s for s in specs}
     for name, mask in snap["masks"].items():
-        prune.custom_from_mask(layers[name], "weight", mask)
+        prune.custom_from_mask(module_of(model, by_name[name]), by_name[name].param, mask)
     for name, f in snap.get("lowrank", {}).items():
-        parametrize.register_parametrization(layers[name], "weight", LowRank(f["U"], f["V"]))
-        layers[name].parametrizations.weight.original.requires_grad_(False)
-    for name, s in snap["shared"].items():
-        module = layers[name]
-        p = SharedWeights(s["codebook"], s["labels"], s["mask"])
-        parametrize.register_parametrization(module, "weight", p, unsafe=True)
+        s = by_name[name]
+        module = module_of(model, s)
+        parametrize.register_parametrization(module, s.param, LowRank(f["U"], f["V"]))
+        module.parametrizations[s.param].original.requires_grad_(False)
+    for name, v in snap["shared"].items():
+        s = by_name[name]
+        module = module_of(model, s)
+        p = SharedWeights(v["codebook"], v["labels"], v["mask"])
+        parametrize.register_parametrization(module, s.param, p, unsafe=True)
         with torch.no_grad():
-            module.parametrizations["weight"].original.copy_(s["codebook"])
+            module.parametrizations[s.param].original.copy_(v["codebook"])
 
 
 def is_rank_zero() -> bool:
@@ -74,12 +78,12 @@ def is_rank_zero() -> bool:
     return getattr(rank_zero_only, "rank", 0) == 0
 
 
-def rank_digest(model: nn.Module) -> str:
+def rank_digest(model: nn.Module, specs: list[LayerSpec]) -> str:
     """A hash of every mask, codebook and assignment: equal on all ranks or the run is wrong."""
     import hashlib
 
     h = hashlib.sha256()
-    snap = snapshot(model)
+    snap = snapshot(model, specs)
     for group in ("masks", "shared"):
         for name in sorted(snap[group]):
             v = snap[group][name]
@@ -100,12 +104,12 @@ class Progress:
     def done(self, unit: str) -> bool:
         return unit in self.units
 
-    def save(self, unit: str, row: dict, model: nn.Module) -> None:
+    def save(self, unit: str, row: dict, model: nn.Module, specs: list[LayerSpec]) -> None:
         if not is_rank_zero():
             self.units.append(unit)
             return
         buf = io.BytesIO()
-        torch.save({"row": row, "model": snapshot(model)}, buf)
+        torch.save({"row": row, "model": snapshot(model, specs)}, buf)
         atomic_write_bytes(self.dir / f"{unit}.pt", buf.getvalue())
         self.units.append(unit)
         atomic_write_bytes(self.file, json.dumps({"units": self.units}).encode())

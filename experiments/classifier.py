@@ -14,7 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy
 class LitClassifier(pl.LightningModule):
     def __init__(self, model: nn.Module, num_classes: int, lr: float = 0.01, momentum: float = 0.9,
                  weight_decay: float = 5e-4, schedule: str = "cosine", step_size: int = 10,
-                 gamma: float = 0.1, l1: float = 0.0, l1_params: list[nn.Parameter] | None = None,
+                 gamma: float = 0.1, l1: float = 0.0, l1_tensors: list[tuple[nn.Module, str]] | None = None,
                  teacher: nn.Module | None = None, distill: float = 0.0, temperature: float = 4.0):
         super().__init__()
         self.model = model
@@ -23,7 +23,7 @@ class LitClassifier(pl.LightningModule):
         self.schedule, self.step_size, self.gamma = schedule, step_size, gamma
         self.l1 = l1
         self.log_every = 25
-        self._l1_modules = l1_params or []
+        self._l1_tensors = l1_tensors or []  # (module, parameter name): the compressed tensors
         self.loss_fn = nn.CrossEntropyLoss()
         # a frozen teacher for distillation, kept out of the module tree: not trained, not saved
         self._teacher = [teacher.eval().requires_grad_(False)] if teacher is not None and distill > 0 else []
@@ -52,7 +52,7 @@ class LitClassifier(pl.LightningModule):
         loss = self.distillation_loss(logits, x, y) if self._teacher else self.loss_fn(logits, y)
         if self.l1 > 0:
             # LWC section 3.1: L1 regularization option during retraining (on the weights' effective values).
-            loss = loss + self.l1 * sum(m.weight.abs().sum() for m in self._l1_modules)
+            loss = loss + self.l1 * sum(getattr(m, p).abs().sum() for m, p in self._l1_tensors)
         if batch_idx % self.log_every == 0:  # self.log costs ~0.4 ms a call: LeNet steps take ~2 ms
             self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=False)
         return loss

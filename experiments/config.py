@@ -1,9 +1,31 @@
-"""Structured configs: the schema every composed config is checked against.
+"""Structured configs: the schema every composed config is checked against, and what each key means.
 
-Types and key names are enforced by Hydra/OmegaConf when the YAML files are merged into
-these dataclasses (a misspelt key fails at compose time, naming it). Ranges are checked by
-``validate(cfg)``, which converts the config to these dataclasses so their
-``__post_init__`` runs -- before any data is loaded or any epoch trained.
+Types and key names are enforced by Hydra/OmegaConf when the YAML files are merged into these
+dataclasses. ``validate(cfg)`` turns the composed config into them (running each
+``__post_init__`` range check) before any data is loaded; the ``RunConf`` it returns is the
+config every stage reads.
+
+Plug-ins are open nodes with a ``_target_`` (a class or function) and its keyword arguments:
+``data``, ``model``, ``logger``, ``prune.criterion``, ``quantize.quantizer``, ``encode.coder``,
+``lowrank.method``. Their keys are checked against the target's signature
+(``experiments.plugins.check_plugins``).
+
+Each field may say, in its ``metadata``, how a results row is read against this schema
+(``experiments.canonical``):
+
+* ``result=False``: the key cannot change a result (where files go, progress bars);
+* ``absent=V``: what a row *without* the key did, when that differs from the default (a value,
+  or a function of the row's group dict): e.g. rows from before ``prune.drop_dead_connections``
+  existed kept their dead connections, so they read as ``False`` although the default is ``True``;
+* ``meaningful=f``: a predicate on (the group dict, the whole config); where false the key cannot
+  have mattered (a distillation temperature while distillation is off);
+* ``per_layer=True``: a dict keyed by layer name, kind or ``'*'`` (compared layer by layer);
+* ``ignore_keys=(...)``: keys of an open node that cannot change a result (``data.root``);
+  ``own_keys=(...)``: keys of an open node the pipeline reads itself (not its target's arguments);
+  ``absent_keys={key: V}``: as ``absent``, for a key of an open node.
+An open node's other keys are its target's arguments: a missing one takes the target's default,
+and one the target does not take cannot have mattered.
+A group whose ``enabled`` is false means nothing beyond that.
 """
 
 from __future__ import annotations
@@ -16,7 +38,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from experiments.errors import UserError
 
-KINDS = ("conv", "fc")
+KINDS = ("conv", "fc", "recurrent", "embedding")  # compression.specs.KINDS (kept torch-free here)
 
 
 def _check(ok: bool, key: str, value: Any, rule: str) -> None:
@@ -24,35 +46,25 @@ def _check(ok: bool, key: str, value: Any, rule: str) -> None:
         raise UserError(f"invalid config value {key}={value!r}: {rule}")
 
 
-@dataclass
-class DataConf:
-    _target_: str = MISSING
-    name: str = MISSING
-    root: Optional[str] = None
-    batch_size: int = 64
-    eval_batch_size: int = 1000
-    val_size: int = 5000
-    split_seed: int = 0
-    download: bool = True
-    num_workers: int = 0
-    test_size: int = 1000            # mnist_sample only
-    num_classes: int = 10
-    image_size: int = 28
-    in_channels: int = 1
-    train_samples: int = 0           # fake_imagenet only
-    val_samples: int = 0
-
-    def __post_init__(self):
-        for k in ("batch_size", "eval_batch_size", "val_size"):
-            _check(getattr(self, k) >= 1, f"data.{k}", getattr(self, k), "must be >= 1")
-        _check(self.num_workers >= 0, "data.num_workers", self.num_workers, "must be >= 0")
+def _meta(**kw) -> dict:
+    return kw
 
 
-@dataclass
-class ModelConf:
-    name: str = MISSING
-    pretrained: bool = False          # torchvision ImageNet weights (alexnet, vgg16)
-    checkpoint: Optional[str] = None  # start from a local state_dict
+def _plugin(target: str, **meta) -> Any:
+    return field(default_factory=lambda: {"_target_": target}, metadata=meta)
+
+
+def _per_layer_default(value: Any) -> Any:
+    return field(default_factory=lambda: {"*": value}, metadata=_meta(per_layer=True))
+
+
+def _check_per_layer(key: str, values: Dict[str, Any], ok, rule: str) -> None:
+    _check(len(values) > 0, key, dict(values), "a per-layer dict needs at least one entry (a layer, a kind, or '*')")
+    for k, v in values.items():
+        _check(ok(v), f"{key}.{k}", v, rule)
+
+
+NOT_RESULT = _meta(result=False)
 
 
 @dataclass
@@ -67,8 +79,8 @@ class TrainerConf:
     limit_train_batches: Any = 1.0
     limit_val_batches: Any = 1.0
     limit_test_batches: Any = 1.0
-    enable_progress_bar: bool = True
-    log_every_n_steps: int = 50
+    enable_progress_bar: bool = field(default=True, metadata=NOT_RESULT)
+    log_every_n_steps: int = field(default=50, metadata=NOT_RESULT)
     num_sanity_val_steps: int = 0
     epochs_cap: Optional[int] = None   # not a Lightning argument: caps every stage's epochs (smoke tests)
 
@@ -96,40 +108,52 @@ class DenseConf:
                "must be one of cosine, step, constant")
 
 
+def _distilling(g: dict, _config: dict) -> bool:
+    return bool(g.get("distill"))
+
+
 @dataclass
 class PruneConf:
     enabled: bool = False
-    method: str = "density"            # density | quality
-    density: Dict[str, float] = field(default_factory=lambda: {"*": 1.0})
-    quality: Dict[str, float] = field(default_factory=lambda: {"*": 0.0})
-    uniform_density: Optional[float] = None  # set: every layer to this density (replaces the dict; sweeps)
+    # Which connections go (conf/prune/criterion/*.yaml): a compression.prune.Criterion.
+    criterion: Dict[str, Any] = _plugin("compression.criteria.magnitude.Magnitude")
+    # How many stay: density = keep exactly round(density * weights) per layer; quality = as many as
+    # LWC's rule |w| >= quality * std(w) keeps (the criterion then chooses which).
+    method: str = "density"
+    density: Dict[str, float] = field(default_factory=lambda: {"*": 1.0}, metadata=_meta(
+        per_layer=True, meaningful=lambda g, _: g.get("method", "density") == "density" and g.get("uniform_density") is None))
+    quality: Dict[str, float] = field(default_factory=lambda: {"*": 0.0}, metadata=_meta(
+        per_layer=True, meaningful=lambda g, _: g.get("method") == "quality"))
+    # set: every layer to this density (replaces the dict; sweeps)
+    uniform_density: Optional[float] = field(default=None, metadata=_meta(
+        meaningful=lambda g, _: g.get("method", "density") == "density"))
     rounds: int = 1
     epochs_per_round: int = 0
     lr_scale: float = 0.1              # retraining LR = dense.lr * lr_scale (LWC: 1/10 for LeNet)
     schedule: str = "cosine"
     regularization: str = "l2"         # l2 (weight decay) | l1
-    l1: float = 1e-5
+    l1: float = field(default=1e-5, metadata=_meta(meaningful=lambda g, _: g.get("regularization") == "l1"))
     dropout_rescale: bool = True       # D_r = D_o * sqrt(C_ir / C_io)
     alternate: bool = False            # retrain fc with conv frozen, then conv with fc frozen
-    remove_dead_neurons: bool = False  # also save a smaller dense model without dead units (same outputs)
+    remove_dead_neurons: bool = field(default=False, metadata=NOT_RESULT)  # also export a smaller model
     # Ours, not in the papers (0 = off = LWC's retraining): weight of a distillation term from the
     # run's own dense model during retraining, loss = (1 - a) CE + a T^2 KL(teacher_T || student_T)
     # (Hinton et al. 2015). Only the loss changes: masks, densities and the LR schedule are as above.
     distill: float = 0.0
-    distill_temperature: float = 4.0
+    distill_temperature: float = field(default=4.0, metadata=_meta(meaningful=_distilling))
     # LWC section 3.4 ("pruning neurons"): after each pruning step also prune every connection into a
     # unit left with no outgoing connection (it cannot reach the output) and out of a unit left with
-    # no incoming one (its constant output is folded into the next layer's bias). The outputs do not
-    # change; the layer keeps fewer connections than its density target (the row's `density` is
-    # what remains). False keeps them in the layer's budget, as runs before this option did.
-    drop_dead_connections: bool = True
+    # no incoming one (its constant output is folded into the next layer's bias), where the model's
+    # layer specs prove it safe (compression.neurons.links). The outputs do not change; the layer keeps
+    # fewer connections than its density target. Rows from before this option kept them (absent=False);
+    # storage-only runs prune once and never drop them.
+    drop_dead_connections: bool = field(default=True, metadata=_meta(
+        absent=False, meaningful=lambda _, c: not c.get("storage_only")))
 
     def __post_init__(self):
         _check(self.method in ("density", "quality"), "prune.method", self.method, "must be density or quality")
-        for k, v in self.density.items():
-            _check(0 < v <= 1, f"prune.density.{k}", v, "a density must be in (0, 1]")
-        for k, v in self.quality.items():
-            _check(v >= 0, f"prune.quality.{k}", v, "a quality must be >= 0")
+        _check_per_layer("prune.density", self.density, lambda v: 0 < v <= 1, "a density must be in (0, 1]")
+        _check_per_layer("prune.quality", self.quality, lambda v: v >= 0, "a quality must be >= 0")
         if self.uniform_density is not None:
             _check(0 < self.uniform_density <= 1, "prune.uniform_density", self.uniform_density, "must be in (0, 1]")
         _check(self.rounds >= 1, "prune.rounds", self.rounds, "must be >= 1")
@@ -140,20 +164,20 @@ class PruneConf:
         _check(self.distill_temperature > 0, "prune.distill_temperature", self.distill_temperature, "must be > 0")
 
 
-def _check_bits(group: str, bits: Dict[str, int], lo: int, hi: int) -> None:
-    _check(all(k in bits for k in KINDS) or "*" in bits, f"{group}", dict(bits),
-           "needs a value for each kind (conv, fc) or a '*' default")
-    for k, v in bits.items():
-        _check(lo <= v <= hi, f"{group}.{k}", v, f"must be in {lo}..{hi}")
+def _kmeans_of_old_rows(g: dict) -> dict:
+    """Rows from before quantizers were plug-ins ran k-means with ``quantize.init``."""
+    return {"_target_": "compression.quantize.KMeans", "init": g.get("init", "linear")}
 
 
 @dataclass
 class QuantizeConf:
     enabled: bool = False
-    # bits per layer: a layer's own name first, then its kind (conv/fc), then '*'.
+    # Weight sharing per layer (conf/quantize/quantizer/*.yaml): codebook + assignments, DC section 3.
+    quantizer: Dict[str, Any] = field(default_factory=lambda: {"_target_": "compression.quantize.KMeans"},
+                                      metadata=_meta(absent=_kmeans_of_old_rows))
+    # bits per layer: a layer's own name first, then its kind, then '*'.
     # 0 leaves that layer unquantized (float weights; DC Fig. 7 "conv only" / "fc only" sweeps).
-    bits: Dict[str, int] = field(default_factory=lambda: {"conv": 8, "fc": 5})
-    init: str = "linear"               # linear | random | density
+    bits: Dict[str, int] = field(default_factory=lambda: {"conv": 8, "fc": 5}, metadata=_meta(per_layer=True))
     epochs: int = 0                    # centroid fine-tuning epochs
     lr: float = 1e-4
     momentum: float = 0.9
@@ -161,12 +185,10 @@ class QuantizeConf:
     schedule: str = "cosine"
     # Ours, as prune.distill but for centroid fine-tuning (0 = off = DC's trained quantization).
     distill: float = 0.0
-    distill_temperature: float = 4.0
+    distill_temperature: float = field(default=4.0, metadata=_meta(meaningful=_distilling))
 
     def __post_init__(self):
-        _check_bits("quantize.bits", self.bits, 0, 16)
-        _check(self.init in ("linear", "random", "density"), "quantize.init", self.init,
-               "must be linear, random or density")
+        _check_per_layer("quantize.bits", self.bits, lambda v: 0 <= v <= 16, "must be in 0..16 (0 = unquantized)")
         _check(self.epochs >= 0, "quantize.epochs", self.epochs, "must be >= 0")
         _check(self.lr > 0, "quantize.lr", self.lr, "must be > 0")
         _check(0 <= self.distill <= 1, "quantize.distill", self.distill, "must be in [0, 1] (0 = off)")
@@ -176,43 +198,35 @@ class QuantizeConf:
 @dataclass
 class EncodeConf:
     enabled: bool = False
-    index_bits: Dict[str, int] = field(default_factory=lambda: {"conv": 5, "fc": 5})
-    # Search each layer's gap width (2..12 bits) for the smallest Huffman-coded size instead of
-    # using index_bits: fewer fillers pay for the larger gap alphabet (compression/accounting.py).
+    # Entropy coder of both streams (conf/encode/coder/*.yaml); the file records which one wrote them.
+    coder: Dict[str, Any] = _plugin("compression.coders.huffman.Huffman")
+    index_bits: Dict[str, int] = field(default_factory=lambda: {"conv": 5, "fc": 5}, metadata=_meta(per_layer=True))
+    # Search each layer's gap width (2..12 bits) for the smallest coded size instead of using
+    # index_bits: fewer fillers pay for the larger gap alphabet (compression/accounting.py).
     optimize_index_bits: bool = False
     # How codebooks and biases are stored: float32 (the paper's 32-bit codebook entries) or
     # float16 (half the bytes; the decoded -- and evaluated -- model holds the rounded values).
     float_dtype: str = "float32"
 
     def __post_init__(self):
-        _check_bits("encode.index_bits", self.index_bits, 1, 16)
+        _check_per_layer("encode.index_bits", self.index_bits, lambda v: 1 <= v <= 16, "must be in 1..16")
         _check(self.float_dtype in ("float32", "float16"), "encode.float_dtype", self.float_dtype,
                "must be float32 or float16")
 
 
 @dataclass
 class LowrankConf:
-    """Truncated-SVD baseline (DC Fig. 6): fc weights as U @ V keeping ``keep`` of their storage."""
+    """Low-rank baseline (DC Fig. 6 "SVD"): fc weights factored, keeping ``keep`` of their storage."""
     enabled: bool = False
+    method: Dict[str, Any] = _plugin("compression.lowrank.TruncatedSVD")
     keep: float = 0.1                  # fraction of each fc layer's storage the factors may use
-    epochs: int = 0                    # fine-tuning epochs for U and V
+    epochs: int = 0                    # fine-tuning epochs for the factors
     lr_scale: float = 0.1              # fine-tuning LR = dense.lr * lr_scale
 
     def __post_init__(self):
         _check(0 < self.keep <= 1, "lowrank.keep", self.keep, "must be in (0, 1]")
         _check(self.epochs >= 0, "lowrank.epochs", self.epochs, "must be >= 0")
         _check(self.lr_scale > 0, "lowrank.lr_scale", self.lr_scale, "must be > 0")
-
-
-@dataclass
-class LoggerConf:
-    name: str = "csv"                  # csv | tensorboard | wandb | none
-    project: str = "deep-compression"
-    wandb_mode: str = "offline"        # offline unless you turn it on: online
-
-    def __post_init__(self):
-        _check(self.name in ("csv", "tensorboard", "wandb", "none"), "logger.name", self.name,
-               "must be csv, tensorboard, wandb or none")
 
 
 @dataclass
@@ -234,29 +248,60 @@ class PathsConf:
     output_dir: str = MISSING
 
 
+def _model_of_old_rows(g: dict) -> str | None:
+    """Rows from before models were plug-ins named the model only; these are the classes meant."""
+    from compression.architecture import LEGACY_TARGETS
+
+    return LEGACY_TARGETS.get(g.get("name"))
+
+
+def _check_data(data: Dict[str, Any]) -> None:
+    for k in ("batch_size", "eval_batch_size", "val_size"):
+        if k in data:
+            _check(isinstance(data[k], int) and data[k] >= 1, f"data.{k}", data[k], "must be an integer >= 1")
+    if "num_workers" in data:
+        _check(isinstance(data["num_workers"], int) and data["num_workers"] >= 0, "data.num_workers",
+               data["num_workers"], "must be an integer >= 0")
+
+
 @dataclass
 class RunConf:
-    data: DataConf = MISSING
-    model: ModelConf = MISSING
+    # The datamodule (conf/data/*.yaml): _target_, name (the rows' "dataset") and its arguments.
+    data: Dict[str, Any] = field(default=MISSING, metadata=_meta(ignore_keys=("root", "download", "num_workers"),
+                                                                 own_keys=("name",)))
+    # The network (conf/model/*.yaml): _target_, name (the rows' "model"), pretrained, checkpoint, and
+    # its constructor's arguments (experiments/models/__init__.py).
+    model: Dict[str, Any] = field(default=MISSING, metadata=_meta(
+        ignore_keys=("checkpoint",), own_keys=("name", "pretrained"),
+        absent_keys={"_target_": _model_of_old_rows, "pretrained": False}))
     trainer: TrainerConf = field(default_factory=TrainerConf)
-    logger: LoggerConf = field(default_factory=LoggerConf)
-    paths: PathsConf = field(default_factory=PathsConf)
+    # A Lightning logger class, called with save_dir= and name= per stage; {} = no logger.
+    logger: Dict[str, Any] = field(default_factory=dict, metadata=NOT_RESULT)
+    paths: PathsConf = field(default_factory=PathsConf, metadata=NOT_RESULT)
     dense: DenseConf = field(default_factory=DenseConf)
     prune: PruneConf = field(default_factory=PruneConf)
     quantize: QuantizeConf = field(default_factory=QuantizeConf)
     encode: EncodeConf = field(default_factory=EncodeConf)
     lowrank: LowrankConf = field(default_factory=LowrankConf)
-    sensitivity: SensitivityConf = field(default_factory=SensitivityConf)
-    experiment: str = "default"
+    sensitivity: SensitivityConf = field(default_factory=SensitivityConf, metadata=NOT_RESULT)
+    experiment: str = field(default="default", metadata=NOT_RESULT)
     seed: int = 0
-    run_id: Optional[str] = None       # default: a fresh id; give an old one to resume it
-    write_row: bool = True
-    storage_only: bool = False         # prune + quantize + encode the weights as they are: no data, no training
-    tags: List[str] = field(default_factory=list)
-    sweep: Optional[str] = None        # set by conf/sweep/<name>.yaml: rows go to results/sweeps/<experiment>/<sweep>/
+    run_id: Optional[str] = field(default=None, metadata=NOT_RESULT)  # default: a fresh id
+    write_row: bool = field(default=True, metadata=NOT_RESULT)
+    # prune + quantize + encode the weights as they are: no data, no training (a kind of row, not a setting)
+    storage_only: bool = field(default=False, metadata=NOT_RESULT)
+    tags: List[str] = field(default_factory=list, metadata=NOT_RESULT)
+    # set by conf/sweep/<name>.yaml: rows go to results/sweeps/<experiment>/<sweep>/
+    sweep: Optional[str] = field(default=None, metadata=NOT_RESULT)
 
     def __post_init__(self):
         _check(self.seed >= 0, "seed", self.seed, "must be >= 0")
+        for group in ("data", "model"):
+            node = getattr(self, group)
+            for k in ("_target_", "name"):
+                _check(isinstance(node.get(k), str) and node.get(k), f"{group}.{k}", node.get(k),
+                       f"conf/{group}/<name>.yaml must set {k}")
+        _check_data(self.data)
 
 
 def register_configs() -> None:
@@ -271,11 +316,3 @@ def validate(cfg: DictConfig) -> RunConf:
         raise
     except Exception as e:  # OmegaConf validation errors name the key
         raise UserError(f"invalid config: {e}") from e
-
-
-def per_layer(values: Dict[str, Any], name: str, kind: str, key: str) -> Any:
-    """A layer's value from a dict keyed by layer name, then kind (conv/fc), then '*'."""
-    for k in (name, kind, "*"):
-        if k in values:
-            return values[k]
-    raise UserError(f"{key} has no value for layer {name} (kind {kind}); add {key}.{kind}=... or {key}.{name}=...")

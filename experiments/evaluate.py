@@ -40,12 +40,12 @@ def main(argv: list[str]) -> int:
     from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
+    from compression.architecture import decode_model
     from experiments.config import register_configs
-    from experiments.encode import decode_to_model
 
     path, overrides = argv[0], argv[1:]
     try:
-        model = decode_to_model(path)
+        model = decode_model(path)
         register_configs()
         conf_dir = str(Path(__file__).resolve().parents[1] / "conf")
         with initialize_config_dir(version_base="1.3", config_dir=conf_dir):

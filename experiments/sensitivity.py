@@ -21,11 +21,12 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from compression.atomic import atomic_write_bytes
 from compression.prune import magnitude_prune
+from compression.specs import module_of, specs_of
 from experiments.config import register_configs
 from experiments.errors import UserError
-from experiments.models import load_checkpoint, prunable_layers
-from experiments.results import atomic_write_bytes
+from experiments.models import load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,12 @@ def sensitivity(model: torch.nn.Module, loader, densities: list[float]) -> list[
     """Rows {layer, kind, density, fraction_pruned, val_top1_err} (plus a density-1.0 baseline per layer)."""
     base = val_error(model, loader)
     rows = []
-    for name, _, kind in prunable_layers(model):
+    for spec in specs_of(model):
+        name, kind = spec.name, spec.kind
         rows.append({"layer": name, "kind": kind, "density": 1.0, "fraction_pruned": 0.0, "val_top1_err": base})
         for d in densities:
             m = copy.deepcopy(model)
-            layer = dict((n, mod) for n, mod, _ in prunable_layers(m))[name]
-            magnitude_prune(layer, "weight", density=d)
+            magnitude_prune(module_of(m, spec), spec.param, density=d)
             rows.append({"layer": name, "kind": kind, "density": d, "fraction_pruned": round(1 - d, 6),
                          "val_top1_err": val_error(m, loader)})
         log.info("%s: %s", name, ", ".join(f"{r['density']:.2f}:{r['val_top1_err']:.1f}" for r in rows if r["layer"] == name))
@@ -70,7 +71,7 @@ def plot(rows: list[dict], title: str, stem: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    kinds = [k for k in ("conv", "fc") if any(r["kind"] == k for r in rows)]
+    kinds = list(dict.fromkeys(r["kind"] for r in rows))
     fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4), squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         for layer in dict.fromkeys(r["layer"] for r in rows if r["kind"] == kind):
@@ -95,7 +96,7 @@ def plot(rows: list[dict], title: str, stem: Path) -> list[Path]:
 
 
 def run_sensitivity(cfg: DictConfig) -> Path:
-    from experiments.pipeline import Run, dense_stage
+    from experiments.pipeline import Run, dense_stage  # noqa: F401  (Run: the context every stage uses)
 
     run = Run(cfg)
     s = cfg.sensitivity
@@ -106,7 +107,7 @@ def run_sensitivity(cfg: DictConfig) -> Path:
     rows = sensitivity(run.model, run.dm.val_dataloader(), list(s.densities))
     stem = Path(cfg.paths.results_dir) / "sensitivity" / f"{cfg.experiment}_{run.dm.name}"
     write_csv(rows, stem.with_suffix(".csv"))
-    plot(rows, f"{cfg.model.name} on {run.dm.name}: per-layer sensitivity", stem)
+    plot(rows, f"{run.conf.model['name']} on {run.dm.name}: per-layer sensitivity", stem)
     print(f"wrote {stem}.csv, .png, .pdf")
     return stem
 

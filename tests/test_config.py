@@ -7,7 +7,14 @@ from hydra.utils import instantiate
 from conftest import CONF_DIR, compose_cfg, rows_in, run_cli
 from experiments.config import validate
 from experiments.errors import UserError
-from experiments.models import build_model, param_counts
+from compression.specs import specs_of
+from experiments.models import build_model
+from experiments.models.state import param_counts
+
+
+def _counts(name):
+    model = build_model({"_target_": f"experiments.models.lenet.{name}"}, {})
+    return param_counts(model, specs_of(model))
 
 EXPERIMENTS = sorted(os.path.basename(p)[:-5] for p in glob.glob(f"{CONF_DIR}/experiment/*.yaml"))
 
@@ -19,9 +26,9 @@ def test_every_experiment_composes_validates_and_instantiates(experiment, tmp_pa
     assert conf.experiment == experiment
     dm = instantiate(cfg.data)
     assert dm.name == cfg.data.name
-    model = build_model(cfg.model.name, num_classes=dm.num_classes, in_channels=dm.in_channels,
-                        image_size=dm.image_size)
-    assert param_counts(model)["weights"] > 0
+    model = build_model(conf.model, dict(num_classes=dm.num_classes, in_channels=dm.in_channels,
+                                         image_size=dm.image_size))
+    assert param_counts(model, specs_of(model))["weights"] > 0
 
 
 def test_plus_experiment_form_not_in_defaults(tmp_path):
@@ -37,12 +44,16 @@ def test_plus_experiment_form_not_in_defaults(tmp_path):
     ("+experiment=lenet300 prune.density.ip1=1.5", "prune.density.ip1"),
     ("+experiment=lenet300 quantize.bits.fc=17", "quantize.bits.fc"),
     ("+experiment=lenet300 encode.index_bits.fc=0", "encode.index_bits.fc"),
-    ("quantize.init=kmeans++", "quantize.init"),
+    ("+experiment=lenet300 quantize.quantizer.init=kmeans++", "quantize.quantizer"),
+    ("+experiment=lenet300 +quantize.quantizer.inti=random", "quantize.quantizer.inti"),
+    ("+experiment=lenet300 +prune.density.fc=1.5", "prune.density.fc"),
 ])
 def test_impossible_values_fail_naming_the_key(override, key, tmp_path):
+    from experiments.plugins import build_all
+
     cfg = compose_cfg(override.split(), tmp_path)
     with pytest.raises(UserError, match=key.replace(".", r"\.")):
-        validate(cfg)
+        build_all(validate(cfg))
 
 
 def test_typo_key_fails_at_compose(tmp_path):
@@ -53,11 +64,11 @@ def test_typo_key_fails_at_compose(tmp_path):
 
 
 def test_lenet_param_counts():
-    c300 = param_counts(build_model("lenet300"))
+    c300 = _counts("LeNet300")
     assert c300["layers"] == {"ip1": {"weights": 235200, "biases": 300}, "ip2": {"weights": 30000, "biases": 100},
                               "ip3": {"weights": 1000, "biases": 10}}
     assert c300["weights"] == 266200 and c300["biases"] == 410
-    c5 = param_counts(build_model("lenet5"))
+    c5 = _counts("LeNet5")
     assert [v["weights"] for v in c5["layers"].values()] == [500, 25000, 400000, 5000]
     assert c5["weights"] == 430500 and c5["biases"] == 580
 

@@ -198,7 +198,9 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     def boom(fd):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(container.os, "fsync", boom)
+    from compression import atomic
+
+    monkeypatch.setattr(atomic.os, "fsync", boom)
     with pytest.raises(OSError):
         write_compressed(path, layers, raw, {})
     monkeypatch.undo()
@@ -276,17 +278,17 @@ def test_header_is_deflated_and_checked(tmp_path):
     _, _, _, path, _ = _tiny(tmp_path)
     data = path.read_bytes()
     version, hlen = struct.unpack_from("<HI", data, 8)
-    assert version == 3 and json.loads(zlib.decompress(data[22:22 + hlen]))["v"] == 3
+    assert version == 4 and json.loads(zlib.decompress(data[22:22 + hlen]))["v"] == 4
     body = data[22 + hlen:-32]
 
     def with_header(hb):
-        blob = struct.pack("<8sHIQ", container.MAGIC, 3, len(hb), 22 + len(hb) + len(body) + 32) + hb + body
+        blob = struct.pack("<8sHIQ", container.MAGIC, 4, len(hb), 22 + len(hb) + len(body) + 32) + hb + body
         out = tmp_path / "h.dcz"
         out.write_bytes(blob + hashlib.sha256(blob).digest())
         return out
 
     plain = zlib.decompress(data[22:22 + hlen])
-    for bad in (plain,  # not deflated behind a version-3 prefix
+    for bad in (plain,  # not deflated behind a version-4 prefix
                 zlib.compress(plain)[:-3],  # cut short
                 zlib.compress(plain) + b"xx"):  # trailing bytes
         with pytest.raises(CompressedFileError, match="invalid header"):

@@ -9,6 +9,13 @@ import numpy as np
 import pytest
 
 from experiments import figures as F
+from experiments.analysis import claims as C
+from experiments.analysis import points as P
+from experiments.analysis import readings as RD
+from experiments.figures import __main__ as FM
+from experiments.figures import runs as FR
+from experiments.figures import style as S
+from experiments.figures import sweeps as FS
 
 DENSE_ERR = 10.0
 LENET5_LAYERS = [  # conv1 500 + conv2 25,000 + ip1 400,000 + ip2 5,000 = 430,500 weights
@@ -53,11 +60,11 @@ def _row(exp, sweep=None, metrics=None, config=None, layers=None, ratio=None, da
 
 # --- bits sweep (DC Fig. 7), LeNet-5: group -> method -> {bits: (err before fine-tuning, err after)}
 BITS = {
-    "conv": {F.PQ: {2: (16.0, 14.0), 3: (13.0, 11.5), 4: (11.0, 10.6), 5: (10.5, 10.2), 8: (10.1, 10.0)},
-             F.Q_ONLY: {2: (15.0, 13.0), 4: (10.9, 10.5), 8: (10.1, 10.0)}},
-    "fc": {F.PQ: {2: (11.5, 10.8), 3: (10.6, 10.3), 4: (10.2, 10.1)},
-           F.Q_ONLY: {2: (11.0, 10.5), 4: (10.1, 10.0)}},
-    "all": {F.PQ: {2: (18.0, 15.0), 4: (11.2, 10.7), 8: (10.2, 10.1)}},
+    "conv": {RD.PQ: {2: (16.0, 14.0), 3: (13.0, 11.5), 4: (11.0, 10.6), 5: (10.5, 10.2), 8: (10.1, 10.0)},
+             RD.Q_ONLY: {2: (15.0, 13.0), 4: (10.9, 10.5), 8: (10.1, 10.0)}},
+    "fc": {RD.PQ: {2: (11.5, 10.8), 3: (10.6, 10.3), 4: (10.2, 10.1)},
+           RD.Q_ONLY: {2: (11.0, 10.5), 4: (10.1, 10.0)}},
+    "all": {RD.PQ: {2: (18.0, 15.0), 4: (11.2, 10.7), 8: (10.2, 10.1)}},
 }
 # --- init sweep (DC Fig. 8), LeNet-5: init -> {bits: err after fine-tuning}; linear best at 2 and 4, not at 3
 INIT = {"linear": {2: 12.0, 3: 11.0, 4: 10.4}, "random": {2: 13.0, 3: 10.8, 4: 10.6},
@@ -80,7 +87,7 @@ def lenet5_rows() -> list[dict]:
             for b, (e0, e1) in pts.items():
                 rows.append(_row("lenet5", "bits", {"quantized_init/top1_err": e0, "quantized/top1_err": e1,
                                                     "pruned/top1_err": 10.2},
-                                 _config(prune=m == F.PQ, bits=_bits_cfg(group, b))))
+                                 _config(prune=m == RD.PQ, bits=_bits_cfg(group, b))))
     for init, pts in INIT.items():
         for b, e1 in pts.items():
             rows.append(_row("lenet5", "init", {"quantized_init/top1_err": e1 + 1, "quantized/top1_err": e1},
@@ -147,8 +154,8 @@ def test_bits_group_and_x():
 
     def g(model, bits):
         r = {**model, "config": {"quantize": {"bits": bits}}}
-        grp = F.bits_group(r)
-        return grp, (F.bits_x(r, grp) if grp else None)
+        grp = RD.bits_group(r)
+        return grp, (RD.bits_x(r, grp) if grp else None)
 
     assert g(conv_model, {"conv": 4, "fc": 0}) == ("conv", 4)
     assert g(conv_model, {"conv": 0, "fc": 2}) == ("fc", 2)
@@ -161,36 +168,36 @@ def test_bits_group_and_x():
     assert g(fc_model, {"conv": 0, "fc": 2}) == ("fc", 2)
     assert g(fc_model, {"conv": 4, "fc": 4}) == ("fc", 4)
     assert g(fc_model, {"conv": 4, "fc": 0}) == (None, None)
-    assert F.model_has_conv({"model": "lenet300"}) is False and F.model_has_conv({"model": "lenet5"}) is True
-    assert F.uniform_bits({**fc_model, "config": {"quantize": {"bits": {"conv": 8, "fc": 3}}}}) == 3
-    assert F.uniform_bits({**conv_model, "config": {"quantize": {"bits": {"conv": 8, "fc": 3}}}}) is None
+    assert RD.model_has_conv({"model": "lenet300"}) is False and RD.model_has_conv({"model": "lenet5"}) is True
+    assert RD.uniform_bits({**fc_model, "config": {"quantize": {"bits": {"conv": 8, "fc": 3}}}}) == 3
+    assert RD.uniform_bits({**conv_model, "config": {"quantize": {"bits": {"conv": 8, "fc": 3}}}}) is None
 
 
 def test_tradeoff_method_rate_and_final_error():
     def r(**kw):
         return {"config": _config(**kw), "ratio": {"svd": 5.0, "p_sparse": 10.0, "pqh": 40.0}}
 
-    cases = [(dict(lowrank=True), F.SVD, 5.0), (dict(), F.PQ, 40.0), (dict(quantize=False), F.P_ONLY, 10.0),
-             (dict(prune=False), F.Q_ONLY, 40.0), (dict(prune=False, quantize=False), None, None)]
+    cases = [(dict(lowrank=True), RD.SVD, 5.0), (dict(), RD.PQ, 40.0), (dict(quantize=False), RD.P_ONLY, 10.0),
+             (dict(prune=False), RD.Q_ONLY, 40.0), (dict(prune=False, quantize=False), None, None)]
     for kw, method, rate in cases:
         row = r(**kw)
-        assert F.tradeoff_method(row) == method
-        assert (F.tradeoff_rate(row, method) if method else None) == rate
+        assert RD.tradeoff_method(row) == method
+        assert (RD.tradeoff_rate(row, method) if method else None) == rate
     m = {"dense/top1_err": 10, "pruned/top1_err": 11, "lowrank/top1_err": 12, "quantized/top1_err": 13}
-    assert F.final_top1_err({"metrics": m}) == 13
-    assert F.final_top1_err({"metrics": {**m, "compressed/top1_err": 14}}) == 14
-    assert F.final_top1_err({"metrics": {"dense/top1_err": 10, "pruned/top1_err": 11}}) == 11
-    assert F.final_top1_err({"metrics": {"dense/top1_err": 10}}) is None
+    assert RD.final_top1_err({"metrics": m}) == 13
+    assert RD.final_top1_err({"metrics": {**m, "compressed/top1_err": 14}}) == 14
+    assert RD.final_top1_err({"metrics": {"dense/top1_err": 10, "pruned/top1_err": 11}}) == 11
+    assert RD.final_top1_err({"metrics": {"dense/top1_err": 10}}) is None
 
 
 def test_fraction_pruned_and_prune_curve():
     # 1 - (100 + round(0.1 * 3000)) / (1000 + 3000) = 1 - 400 / 4000 = 0.9
     row = {"layers": [{"weights": 1000, "nonzeros": 100}, {"weights": 3000, "density": 0.1}]}
-    assert F.fraction_pruned(row) == pytest.approx(0.9)
-    assert F.fraction_pruned({"layers": [{"weights": 10}]}) is None
+    assert RD.fraction_pruned(row) == pytest.approx(0.9)
+    assert RD.fraction_pruned({"layers": [{"weights": 10}]}) is None
     # the committed LeNet-300-100 layers: 1 - 21776 / 266200
-    assert F.fraction_pruned({"layers": LENET300_LAYERS}) == pytest.approx(1 - 21776 / 266200)
-    c = lambda **kw: F.prune_curve({"config": _config(**kw)})  # noqa: E731
+    assert RD.fraction_pruned({"layers": LENET300_LAYERS}) == pytest.approx(1 - 21776 / 266200)
+    c = lambda **kw: RD.prune_curve({"config": _config(**kw)})  # noqa: E731
     assert c(epochs_per_round=0, regularization="l1") == "L1 regularization, without retraining"
     assert c(epochs_per_round=0, rounds=5) == "L2 regularization, without retraining"
     assert c(rounds=1, regularization="l1") == "L1 regularization with retraining"
@@ -200,21 +207,21 @@ def test_fraction_pruned_and_prune_curve():
 
 def test_codebook_centroids_drop_reserved_zero_of_pruned_layers():
     layer = {"weights": 100, "nonzeros": 10, "codebook_init": [0.0, -0.1, 0.1], "codebook": [0.0, -0.12, 0.11]}
-    assert F.layer_pruned(layer)
-    assert F.codebook_centroids(layer, "codebook_init", True) == [-0.1, 0.1]
-    assert F.codebook_centroids(layer, "codebook", True) == [-0.12, 0.11]
+    assert RD.layer_pruned(layer)
+    assert RD.codebook_centroids(layer, "codebook_init", True) == [-0.1, 0.1]
+    assert RD.codebook_centroids(layer, "codebook", True) == [-0.12, 0.11]
     dense = {"weights": 100, "nonzeros": 100, "codebook_init": [0.0, -0.1, 0.1]}
-    assert not F.layer_pruned(dense)
-    assert F.codebook_centroids(dense, "codebook_init", False) == [0.0, -0.1, 0.1]
+    assert not RD.layer_pruned(dense)
+    assert RD.codebook_centroids(dense, "codebook_init", False) == [0.0, -0.1, 0.1]
 
 
 def test_pick_layers_and_hist_range():
     row = {"layers": [{"name": f"conv{i}", "kind": "conv", "weights": w} for i, w in enumerate((5, 50, 20))]
            + [{"name": f"fc{i}", "kind": "fc", "weights": w} for i, w in enumerate((900, 3000))]}
-    assert F.pick_layers(row, [l["name"] for l in row["layers"]]) == ["conv1", "fc1"]
-    assert F.pick_layers(row, ["fc0", "conv0"]) == ["conv0", "fc0"]  # few layers: all, model order
+    assert RD.pick_layers(row, [l["name"] for l in row["layers"]]) == ["conv1", "fc1"]
+    assert RD.pick_layers(row, ["fc0", "conv0"]) == ["conv0", "fc0"]  # few layers: all, model order
     # 98%: 1 weight below, 1 above: -3 + 2 * 1/10 = -2.8 and 1 + 2 * 9/10 = 2.8
-    assert F.hist_range(np.array([-3.0, -1, 1, 3]), np.array([10, 80, 10])) == pytest.approx((-2.8, 2.8))
+    assert S.hist_range(np.array([-3.0, -1, 1, 3]), np.array([10, 80, 10])) == pytest.approx((-2.8, 2.8))
 
 
 def test_load_rows_skips_smoke_and_classifies(rows):
@@ -222,14 +229,14 @@ def test_load_rows_skips_smoke_and_classifies(rows):
     kinds = {(r["experiment"], r.get("sweep"), r["_kind"]) for r in rows}
     assert ("lenet5", "bits", "sweep") in kinds and ("lenet5", None, "run") in kinds
     assert ("lenet300", "init", "sweep") not in kinds  # its only row is a smoke row
-    assert F.experiments_in(rows) == ["lenet300", "lenet5"]
+    assert P.experiments_in(rows) == ["lenet300", "lenet5"]
 
 
 def test_one_dataset_keeps_the_latest_rows_dataset():
     msgs = []
     rs = [{"run_id": "1", "dataset": "mnist_sample"}, {"run_id": "2", "dataset": "fashion_mnist"},
           {"run_id": "3", "dataset": "fashion_mnist"}]
-    assert [r["run_id"] for r in F._one_dataset(rs, msgs.append, "x")] == ["2", "3"]
+    assert [r["run_id"] for r in P._one_dataset(rs, msgs.append, "x")] == ["2", "3"]
     assert msgs and "ignoring 1 rows" in msgs[0]
 
 
@@ -237,15 +244,15 @@ def test_one_dataset_keeps_the_latest_rows_dataset():
 # Points and the paper's checks
 # ----------------------------------------------------------------------------------------------
 def test_points(rows):
-    bp = {(p["group"], p["method"], p["bits"]): p for p in F.bits_points(rows, "lenet5")}
+    bp = {(p["group"], p["method"], p["bits"]): p for p in P.bits_points(rows, "lenet5")}
     assert len(bp) == sum(len(v) for m in BITS.values() for v in m.values())
-    p = bp[("conv", F.PQ, 3)]
+    p = bp[("conv", RD.PQ, 3)]
     assert (p["acc_init"], p["acc_final"], p["dense_acc"]) == pytest.approx((87.0, 88.5, 90.0))
-    tp = {(p["method"], round(p["size_pct"], 4)): p["loss"] for p in F.tradeoff_points(rows, "lenet5")}
+    tp = {(p["method"], round(p["size_pct"], 4)): p["loss"] for p in P.tradeoff_points(rows, "lenet5")}
     # size = 100 / rate, loss = final - dense: P+Q rate 40 -> 2.5%, 10.5 - 10 = +0.5
-    assert tp == pytest.approx({(F.PQ, 2.5): 0.5, (F.PQ, 5.0): 0.2, (F.P_ONLY, 5.0): 1.0, (F.P_ONLY, 10.0): 0.1,
-                                (F.Q_ONLY, round(100 / 30, 4)): 2.0, (F.Q_ONLY, 12.5): 0.1, (F.SVD, 20.0): 3.0})
-    pp = {(p["curve"], round(p["pruned_pct"], 6)): p["loss"] for p in F.prune_points(rows, "lenet5")}
+    assert tp == pytest.approx({(RD.PQ, 2.5): 0.5, (RD.PQ, 5.0): 0.2, (RD.P_ONLY, 5.0): 1.0, (RD.P_ONLY, 10.0): 0.1,
+                                (RD.Q_ONLY, round(100 / 30, 4)): 2.0, (RD.Q_ONLY, 12.5): 0.1, (RD.SVD, 20.0): 3.0})
+    pp = {(p["curve"], round(p["pruned_pct"], 6)): p["loss"] for p in P.prune_points(rows, "lenet5")}
     assert pp[("L1 regularization, without retraining", 70.0)] == pytest.approx(4.0)
     assert pp[("iterative prune and retrain (L2)", 90.0)] == pytest.approx(0.2)
     assert len(pp) == 7
@@ -255,36 +262,36 @@ def test_aggregate_reruns_and_seeds():
     items = [{"k": "a", "x": 1, "seed": 0, "run_id": "1", "v": 5.0},
              {"k": "a", "x": 1, "seed": 0, "run_id": "2", "v": 3.0},  # rerun of seed 0 replaces run 1
              {"k": "a", "x": 1, "seed": 1, "run_id": "3", "v": 4.0}]
-    (agg,) = F._aggregate(items, ("k", "x"), ("v",))
+    (agg,) = P._aggregate(items, ("k", "x"), ("v",))
     assert agg["v"] == pytest.approx(3.5) and agg["n"] == 2 and agg["run_ids"] == ["2", "3"]
 
 
 def test_min_bits_within():
     pts = lambda d: [{"bits": b, "acc_final": 90 - loss, "dense_acc": 90.0} for b, loss in d.items()]  # noqa: E731
-    assert F.min_bits_within(pts({2: 4.0, 3: 1.5, 4: 0.6, 8: 0.0})) == 4
-    assert F.min_bits_within(pts({2: 0.5, 3: 2.0, 4: 0.5})) == 4  # 2 is within but 3 is not
-    assert F.min_bits_within(pts({2: 0.9, 4: 0.1})) == 2
-    assert F.min_bits_within(pts({4: 1.5})) is None
+    assert C.min_bits_within(pts({2: 4.0, 3: 1.5, 4: 0.6, 8: 0.0})) == 4
+    assert C.min_bits_within(pts({2: 0.5, 3: 2.0, 4: 0.5})) == 4  # 2 is within but 3 is not
+    assert C.min_bits_within(pts({2: 0.9, 4: 0.1})) == 2
+    assert C.min_bits_within(pts({4: 1.5})) is None
 
 
 def test_checks(rows):
-    a = F.check_bits(rows, "lenet5")
-    assert a["min_bits"][("conv", F.PQ)][0] == 4 and a["min_bits"][("fc", F.PQ)][0] == 2
-    assert a["min_bits"][("all", F.PQ)][0] == 4 and a["min_bits"][("conv", F.Q_ONLY)][0] == 4
+    a = C.check_bits(rows, "lenet5")
+    assert a["min_bits"][("conv", RD.PQ)][0] == 4 and a["min_bits"][("fc", RD.PQ)][0] == 2
+    assert a["min_bits"][("all", RD.PQ)][0] == 4 and a["min_bits"][("conv", RD.Q_ONLY)][0] == 4
     assert a["fc_fewer_than_conv"] is True
     assert any("fc needs 2 bits, conv 4 bits" in l and "yes" in l for l in a["lines"])
-    a300 = F.check_bits(rows, "lenet300")
+    a300 = C.check_bits(rows, "lenet300")
     assert a300["fc_fewer_than_conv"] is None and any("not applicable" in l for l in a300["lines"])
-    assert a300["min_bits"][("fc", F.PQ)][0] == 2  # losses 0.5, 0.25, 0.17
-    b = F.check_init(rows, "lenet5")
+    assert a300["min_bits"][("fc", RD.PQ)][0] == 2  # losses 0.5, 0.25, 0.17
+    b = C.check_init(rows, "lenet5")
     assert (b["wins"], b["n"]) == (2, 3)
     assert any(l.startswith("3 bits:") and "at least as good: no" in l and "-0.20" in l for l in b["lines"])
-    assert F.check_init(rows, "lenet300") is None  # only a smoke row
-    c = F.check_tradeoff(rows, "lenet5")
+    assert C.check_init(rows, "lenet300") is None  # only a smoke row
+    c = C.check_tradeoff(rows, "lenet5")
     # P+Q 2.5% (+0.5) vs pruning 5% (+1.0): yes; vs quantization 3.33% (+2.0): yes
     # P+Q 5% (+0.2) vs pruning 5% (+1.0): yes; vs quantization 3.33% (+2.0): yes
     assert (c["wins"], c["n"]) == (4, 4)
-    assert F.check_tradeoff(rows, "lenet300") is None
+    assert C.check_tradeoff(rows, "lenet300") is None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -296,32 +303,32 @@ def _line(ax, label):
 
 
 def test_fig_bits_panels_and_data(rows):
-    fig = F.fig_bits(rows, "lenet5", note=lambda s: None)
+    fig = FS.fig_bits(rows, "lenet5", note=lambda s: None)
     axes = fig.axes
     assert [ax.get_title() for ax in axes] == ["conv layers", "fc layers", "all layers"]
-    x, y = _line(axes[0], f"{F.PQ}, after fine-tuning")
+    x, y = _line(axes[0], f"{RD.PQ}, after fine-tuning")
     assert x == [2, 3, 4, 5, 8] and y == pytest.approx([86.0, 88.5, 89.4, 89.8, 90.0])
-    x, y = _line(axes[1], f"{F.Q_ONLY}, before fine-tuning")
+    x, y = _line(axes[1], f"{RD.Q_ONLY}, before fine-tuning")
     assert x == [2, 4] and y == pytest.approx([89.0, 89.9])
-    assert _line(axes[0], f"{F.Q_ONLY}, after fine-tuning")[0] == [2, 4, 8]
+    assert _line(axes[0], f"{RD.Q_ONLY}, after fine-tuning")[0] == [2, 4, 8]
     assert _line(axes[0], "dense baseline")[1] == pytest.approx([90.0, 90.0])
     assert axes[0].get_xlabel() == "bits per weight" and axes[0].get_ylabel() == "top-1 accuracy (%)"
     text = " ".join(t.get_text() for t in (fig._suptitle, fig._supxlabel, *fig.texts) if t is not None)
     assert "LeNet-5 on Fashion-MNIST (not the paper's MNIST)" in text and "DC Fig. 7" in text
     assert "fc layers hold down to 2 bits" in text.replace("\n", " ")
-    fig300 = F.fig_bits(rows, "lenet300", note=lambda s: None)
+    fig300 = FS.fig_bits(rows, "lenet300", note=lambda s: None)
     (ax,) = fig300.axes
     assert "no conv layers" in ax.get_title()
-    assert _line(ax, f"{F.PQ}, after fine-tuning") == ([2, 4, 6], pytest.approx([89.5, 89.75, 90 - 1 / 6]))
+    assert _line(ax, f"{RD.PQ}, after fine-tuning") == ([2, 4, 6], pytest.approx([89.5, 89.75, 90 - 1 / 6]))
 
 
 def test_fig_other_data(rows):
-    fig = F.fig_init(rows, "lenet5", note=lambda s: None)
+    fig = FS.fig_init(rows, "lenet5", note=lambda s: None)
     assert _line(fig.axes[0], "random, after fine-tuning") == ([2, 3, 4], pytest.approx([87.0, 89.2, 89.4]))
-    fig = F.fig_tradeoff(rows, "lenet5", note=lambda s: None)
-    assert _line(fig.axes[0], F.PQ) == ([2.5, 5.0], pytest.approx([0.5, 0.2]))
-    assert _line(fig.axes[0], F.SVD) == ([20.0], pytest.approx([3.0]))
-    fig = F.fig_prune(rows, "lenet5", note=lambda s: None)
+    fig = FS.fig_tradeoff(rows, "lenet5", note=lambda s: None)
+    assert _line(fig.axes[0], RD.PQ) == ([2.5, 5.0], pytest.approx([0.5, 0.2]))
+    assert _line(fig.axes[0], RD.SVD) == ([20.0], pytest.approx([3.0]))
+    fig = FS.fig_prune(rows, "lenet5", note=lambda s: None)
     labels = [l.get_label() for l in fig.axes[0].get_lines() if not l.get_label().startswith("_")]
     assert sorted(labels) == sorted(["L1 regularization, without retraining", "L2 regularization, without retraining",
                                      "L2 regularization with retraining", "iterative prune and retrain (L2)"])
@@ -329,12 +336,12 @@ def test_fig_other_data(rows):
 
 
 def test_fig_codebook_and_huffman_data(rows):
-    fig = F.fig_codebook(rows, "lenet5", note=lambda s: None)
+    fig = FR.fig_codebook(rows, "lenet5", note=lambda s: None)
     ax = fig.axes[0]
     (init,) = [l for l in ax.get_lines() if l.get_label().startswith("codebook before")]
     # reserved 0.0 dropped; each centroid at its bin's height: -0.08 -> bin 0 (5), 0.02 -> bin 2 (10), 0.07 -> 3 (5)
     assert list(init.get_xdata()) == [-0.08, 0.02, 0.07] and list(init.get_ydata()) == [5, 10, 5]
-    fig = F.fig_huffman(rows, "lenet5", note=lambda s: None)
+    fig = FR.fig_huffman(rows, "lenet5", note=lambda s: None)
     assert len(fig.axes) == 4 * 2 * 2  # 4 layers x (weights, gaps) x (bars + twin axis)
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert texts.count("Huffman 1.75 bits/symbol\nfixed 2 bits") == 4
@@ -346,7 +353,7 @@ def test_fig_codebook_and_huffman_data(rows):
 def test_main_writes_png_and_pdf_atomically(tmp_path, capsys):
     res = write_results(tmp_path)
     out = tmp_path / "figures"
-    assert F.main(["--results", str(res), "--out", str(out)]) == 0
+    assert FM.main(["--results", str(res), "--out", str(out)]) == 0
     stems = [s for s, _ in F.FIGURES]
     expected = sorted([f"lenet5_{s}.{e}" for s in stems for e in ("png", "pdf")]
                       + [f"lenet300_fig7_bits.{e}" for e in ("png", "pdf")])
@@ -373,30 +380,30 @@ def test_missing_inputs_skip_without_files(tmp_path, capsys):
     bad = _row("lenet5", "bits", {}, _config(bits={"conv": 4, "fc": 0}))
     (res / "sweeps" / "lenet5" / "bits" / f"{bad['run_id']}.json").write_text(json.dumps(bad))
     out = tmp_path / "figures"
-    assert F.main(["--results", str(res), "--out", str(out), "--experiment", "lenet5"]) == 0
+    assert FM.main(["--results", str(res), "--out", str(out), "--experiment", "lenet5"]) == 0
     assert not out.exists() or not any(out.iterdir())
     printed = capsys.readouterr().out
     for stem in (s for s, _ in F.FIGURES):
         assert f"lenet5_{stem}: skipped" in printed
     assert "1 rows of sweep 'bits' but none has metrics 'quantized/top1_err'" in printed
-    assert F.main(["--results", str(tmp_path / "nowhere")]) == 2
+    assert FM.main(["--results", str(tmp_path / "nowhere")]) == 2
 
 
 def test_storage_only_rows_feed_no_per_layer_figure(rows):
     run = [r for r in rows if r["experiment"] == "lenet5" and r["_kind"] == "run" and r.get("histograms")]
-    assert run and F.fig_weights(run, "lenet5", note=lambda s: None) is not None
+    assert run and FR.fig_weights(run, "lenet5", note=lambda s: None) is not None
     msgs = []
     storage = [{**r, "storage_only": True} for r in run]
-    for fn in (F.fig_weights, F.fig_codebook, F.fig_huffman):
+    for fn in (FR.fig_weights, FR.fig_codebook, FR.fig_huffman):
         assert fn(storage, "lenet5", note=msgs.append) is None
     assert len(msgs) == 3 and all("1 of them storage-only" in m for m in msgs)
 
 
 def test_figures_reject_nothing_silently():
-    assert F.fig_weights([], "lenet5", note=lambda s: None) is None
+    assert FR.fig_weights([], "lenet5", note=lambda s: None) is None
     msgs = []
-    assert F.fig_tradeoff([], "lenet5", note=msgs.append) is None and "tradeoff" in msgs[0]
-    assert math.isclose(F.mean_code_length(HUFF_W, [1, 2, 3, 3]), 1.75)
+    assert FS.fig_tradeoff([], "lenet5", note=msgs.append) is None and "tradeoff" in msgs[0]
+    assert math.isclose(FR.mean_code_length(HUFF_W, [1, 2, 3, 3]), 1.75)
 
 
 def test_dense_reference_ignores_jobs_started_from_pruned_weights():
@@ -407,15 +414,15 @@ def test_dense_reference_ignores_jobs_started_from_pruned_weights():
                         config=_config(prune=True, rounds=1, epochs_per_round=0, bits={"conv": 4, "fc": 4}))
     dense_start = _row("lenet5", "bits", metrics={"dense/top1_err": 7.91, "quantized/top1_err": 8.0},
                        weights_source="checkpoint", config=_config(prune=False, bits={"conv": 4, "fc": 0}))
-    assert F.dense_reference_err([pruned_start, dense_start], "lenet5") == pytest.approx(7.91)
+    assert P.dense_reference_err([pruned_start, dense_start], "lenet5") == pytest.approx(7.91)
     # no dense-start job: the latest trained experiment row
     run = _row("lenet5", metrics={"dense/top1_err": 7.95}, weights_source="trained")
-    assert F.dense_reference_err([pruned_start, run], "lenet5") == pytest.approx(7.95)
+    assert P.dense_reference_err([pruned_start, run], "lenet5") == pytest.approx(7.95)
     # the init figure's points measure against that reference, not against 8.57
-    pts = F.init_points([pruned_start], "lenet5", reference_rows=[pruned_start, dense_start])
+    pts = P.init_points([pruned_start], "lenet5", reference_rows=[pruned_start, dense_start])
     assert pts[0]["dense_acc"] == pytest.approx(100 - 7.91)
     # trade-off loss of a pruned-start P+Q job: 8.7 - 7.91 = 0.79 points
     pq = _row("lenet5", "tradeoff", metrics={"dense/top1_err": 8.57, "compressed/top1_err": 8.7},
               weights_source="checkpoint", ratio={"pqh": 40.0}, config=_config(prune=True))
-    (pt,) = F.tradeoff_points([pq], "lenet5", reference_rows=[pq, dense_start])
+    (pt,) = P.tradeoff_points([pq], "lenet5", reference_rows=[pq, dense_start])
     assert pt["loss"] == pytest.approx(0.79)

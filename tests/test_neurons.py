@@ -1,10 +1,14 @@
 import torch
-from torch import nn
-
 from torch.nn.utils import prune
 
-from compression.neurons import dead_units, drop_dead_connections, remove_dead_units
-from experiments.models import LeNet300, LeNet5
+from compression.neurons import dead_units, drop_dead_connections, links, remove_dead_units
+from compression.specs import specs_of
+from experiments.models.lenet import LeNet300, LeNet5
+
+
+def _links(m):
+    safe, skipped = links(m, specs_of(m))
+    return safe
 
 
 def test_dead_unit_counts_hand_made():
@@ -14,10 +18,10 @@ def test_dead_unit_counts_hand_made():
         m.ip1.weight[0].zero_()
         m.ip2.weight[:, 2].zero_()
         m.ip2.weight[5].zero_()
-    d = dead_units([m.ip1, m.ip2, m.ip3])
-    assert d[0] == {"units": 300, "dead_in": 1, "dead_out": 1}
-    assert d[1] == {"units": 100, "dead_in": 1, "dead_out": 0}
-    assert d[2]["dead_out"] == 0
+    d = dead_units(m, specs_of(m), _links(m))
+    assert d["ip1"] == {"units": 300, "dead_in": 1, "dead_out": 1}
+    assert d["ip2"] == {"units": 100, "dead_in": 1, "dead_out": 0}
+    assert "dead_out" not in d["ip3"]  # the output layer feeds nothing
 
 
 def test_removal_preserves_outputs_fc_chain():
@@ -29,8 +33,8 @@ def test_removal_preserves_outputs_fc_chain():
         m.ip2.weight[:, 100:130].zero_()   # 30 dead-out units of ip1
         m.ip2.weight[:10].zero_()          # 10 dead-in units of ip2
     x = torch.randn(16, 1, 28, 28)
-    small, removed = remove_dead_units(m, ["ip1", "ip2", "ip3"], m.activations)
-    assert removed == [70, 10, 0]
+    small, removed = remove_dead_units(m, _links(m))
+    assert removed == {"ip1": 70, "ip2": 10}
     assert small.ip1.out_features == 230 and small.ip2.in_features == 230 and small.ip2.out_features == 90
     assert torch.allclose(small(x), m(x), atol=1e-5)
 
@@ -48,8 +52,8 @@ def _lenet5_with_dead_channels():
 
 def test_removal_preserves_outputs_conv_chain():
     m, x = _lenet5_with_dead_channels()
-    small, removed = remove_dead_units(m, ["conv1", "conv2", "ip1", "ip2"], m.activations)
-    assert removed[:2] == [2, 2]
+    small, removed = remove_dead_units(m, _links(m))
+    assert [removed["conv1"], removed["conv2"]] == [2, 2]
     assert small.ip1.in_features == 48 * 16
     assert torch.allclose(small(x), m(x), atol=1e-4)
 
@@ -71,13 +75,13 @@ def test_drop_dead_connections_hand_count_fc():
     ref = m(x)
     b3 = m.ip3.bias.detach().clone() + 0.5 * m.ip3.weight.detach()[:, 5]
     before = _nonzeros([m.ip1, m.ip2, m.ip3])
-    dropped = drop_dead_connections([m.ip1, m.ip2, m.ip3], m.activations)
-    assert dropped == [784, 0, 10]
-    assert [b - a for b, a in zip(before, _nonzeros([m.ip1, m.ip2, m.ip3]))] == dropped
+    dropped = drop_dead_connections(m, _links(m))
+    assert dropped == {"ip1": 784, "ip2": 0, "ip3": 10}
+    assert [b - a for b, a in zip(before, _nonzeros([m.ip1, m.ip2, m.ip3]))] == list(dropped.values())
     assert torch.allclose(m.ip3.bias, b3)
     assert torch.allclose(m(x), ref, atol=1e-5)
     assert prune.is_pruned(m.ip1) and not m.ip1.weight_mask[2].any()
-    assert drop_dead_connections([m.ip1, m.ip2, m.ip3], m.activations) == [0, 0, 0]  # a fixed point
+    assert drop_dead_connections(m, _links(m)) == {"ip1": 0, "ip2": 0, "ip3": 0}  # a fixed point
 
 
 def test_drop_dead_connections_cascades_and_composes_with_pruning():
@@ -91,8 +95,8 @@ def test_drop_dead_connections_cascades_and_composes_with_pruning():
         m.ip3.weight[:, 0] = 0.0
     x = torch.randn(8, 1, 28, 28)
     ref = m(x)
-    dropped = drop_dead_connections([m.ip1, m.ip2, m.ip3], m.activations)
-    assert dropped == [4 * 784, 300, 0]
+    dropped = drop_dead_connections(m, _links(m))
+    assert dropped == {"ip1": 4 * 784, "ip2": 300, "ip3": 0}
     assert torch.allclose(m(x), ref, atol=1e-5)
     assert isinstance(m.ip2._forward_pre_hooks[next(iter(m.ip2._forward_pre_hooks))], prune.PruningContainer)
 
@@ -100,11 +104,11 @@ def test_drop_dead_connections_cascades_and_composes_with_pruning():
 def test_drop_dead_connections_conv_chain_outputs_unchanged():
     m, x = _lenet5_with_dead_channels()
     ref = m(x)
-    chain = [m.conv1, m.conv2, m.ip1, m.ip2]
-    dropped = drop_dead_connections(chain, m.activations)
+    dropped = drop_dead_connections(m, _links(m))
     # conv1: channel 7's 25 weights. conv2: first input channel 3 (folded) in the 49 rows that are
     # not already zero (49 x 25), then dead-out channel 5's remaining 18 input channels (18 x 25).
     # ip1: the 16 columns of conv2 channel 11 (folded), 500 rows.
-    assert dropped == [25, 49 * 25 + 18 * 25, 500 * 16, 0]
+    assert dropped == {"conv1": 25, "conv2": 49 * 25 + 18 * 25, "ip1": 500 * 16, "ip2": 0}
     assert torch.allclose(m(x), ref, atol=1e-4)
-    assert all(d["dead_in"] == d["dead_out"] for d in dead_units(chain)[:3])
+    d = dead_units(m, specs_of(m), _links(m))
+    assert all(d[n]["dead_in"] == d[n]["dead_out"] for n in ("conv1", "conv2", "ip1"))

@@ -45,7 +45,8 @@ def test_row_pruning_fields(lenet300_row):
         assert l["nonzeros"] == round(want[l["name"]] * l["weights"]) - last_drop.get(l["name"], 0)
         assert l["density"] == pytest.approx(l["nonzeros"] / l["weights"], abs=1e-4)
         assert l["dead_connections_dropped"] >= last_drop.get(l["name"], 0)
-        assert "dead_in" in l and "dead_out" in l
+        # dead-out units are counted where the specs name a sole consumer: not for the output layer ip3
+        assert "dead_in" in l and ("dead_out" in l) == (l["name"] != "ip3")
     total = sum(l["weights"] for l in row["layers"])
     assert row["ratio"]["p"] == pytest.approx(total / sum(l["nonzeros"] for l in row["layers"]), rel=1e-3)
     assert len(row["rounds"]) == 2
@@ -110,14 +111,15 @@ def test_dropout_rescaled_by_sqrt_of_density():
     from types import SimpleNamespace
 
     from compression.prune import magnitude_prune
-    from experiments.models import AlexNet, prunable_layers
-    from experiments.pipeline import _rescale_dropout
+    from compression.specs import module_of, specs_of
+    from experiments.models.alexnet import AlexNet
+    from experiments.pipeline.prune import _rescale_dropout
 
     model = AlexNet(num_classes=10)
-    layers = prunable_layers(model)
-    fc7 = dict((n, m) for n, m, _ in layers)["fc7"]
+    specs = specs_of(model)
+    fc7 = module_of(model, next(s for s in specs if s.name == "fc7"))
     magnitude_prune(fc7, "weight", density=0.09)
-    run = SimpleNamespace(model=model, layers=layers)
+    run = SimpleNamespace(model=model, modules=lambda: [(s, module_of(model, s)) for s in specs])
     _rescale_dropout(run, {"net.classifier.0": 0.5, "net.classifier.3": 0.5})
     assert model.net.classifier[3].p == pytest.approx(0.5 * 0.09 ** 0.5, rel=1e-3)  # feeds fc7
     assert model.net.classifier[0].p == pytest.approx(0.5)  # feeds fc6, unpruned
@@ -178,22 +180,24 @@ def test_distillation_option_changes_only_the_retraining(tmp_path):
 
 
 def test_distillation_config_checks_and_grouping(tmp_path):
+    from experiments.canonical import same_result_config
     from experiments.config import validate
-    from experiments.results import result_relevant
     from experiments.errors import UserError
 
     with pytest.raises(UserError, match="prune.distill"):
         validate(compose_cfg(["+experiment=lenet300", "prune.distill=1.5"], tmp_path))
-    old = {"prune": {"rounds": 5}, "trainer": {}}
-    new_off = {"prune": {"rounds": 5, "distill": 0.0, "distill_temperature": 4.0}, "trainer": {}}
-    new_on = {"prune": {"rounds": 5, "distill": 0.5, "distill_temperature": 4.0}, "trainer": {}}
-    assert result_relevant(old) == result_relevant(new_off)  # rows from before the option group with "off"
-    assert result_relevant(old) != result_relevant(new_on)
+    on = {"enabled": True}
+    old = {"prune": {**on, "rounds": 5}, "trainer": {}}
+    new_off = {"prune": {**on, "rounds": 5, "distill": 0.0, "distill_temperature": 4.0}, "trainer": {}}
+    new_on = {"prune": {**on, "rounds": 5, "distill": 0.5, "distill_temperature": 4.0}, "trainer": {}}
+    assert same_result_config(old, new_off)  # rows from before the option group with "off"
+    assert not same_result_config(old, new_on)
     # drop_dead_connections (default on) came later: rows without it kept their dead connections
-    assert result_relevant(old) == result_relevant({**old, "prune": {"rounds": 5, "drop_dead_connections": False}})
-    assert result_relevant(old) != result_relevant({**old, "prune": {"rounds": 5, "drop_dead_connections": True}})
-    assert result_relevant({"quantize": {"distill": 0.0, "distill_temperature": 2.0}, "trainer": {}}) == \
-        result_relevant({"quantize": {}, "trainer": {}})  # a temperature means nothing while distillation is off
+    assert same_result_config(old, {**old, "prune": {**on, "rounds": 5, "drop_dead_connections": False}})
+    assert not same_result_config(old, {**old, "prune": {**on, "rounds": 5, "drop_dead_connections": True}})
+    q = {"enabled": True}
+    assert same_result_config({"quantize": {**q, "distill": 0.0, "distill_temperature": 2.0}, "trainer": {}},
+                              {"quantize": q, "trainer": {}})  # a temperature means nothing while distillation is off
 
 
 def test_quantize_distillation_changes_only_the_centroid_fine_tuning(tmp_path):

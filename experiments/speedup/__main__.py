@@ -12,7 +12,6 @@ See docs/speedup.md.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as _dt
 import gc
 import json
@@ -51,14 +50,20 @@ def parse_args(argv=None):
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
+    """One CSV line per dict (columns in first-seen order, floats to 6 significant digits), atomically."""
+    import pandas as pd
+
+    from compression.atomic import atomic_write_bytes
+
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    os.replace(tmp, path)
+    text = pd.DataFrame(rows, columns=keys).to_csv(index=False, float_format="%.6g", lineterminator="\r\n")
+    atomic_write_bytes(path, text.encode())
+
+
+def _md(columns: list[str], lines: list[list[str]]) -> str:
+    import pandas as pd
+
+    return pd.DataFrame(lines, columns=columns).to_markdown(index=False, tablefmt="pipe", disable_numparse=True)
 
 
 def fastest_csr(times: dict) -> float:
@@ -139,10 +144,11 @@ def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], b
             lines += [f"**batch {batch}, {cache} cache** -- per-input time in us; speedup over dense "
                       f"(fraction of its bandwidth bound); the compressed formats also as speed relative to "
                       f"torch/MKL CSR and to the fastest CSR kernel of that layer", "",
-                      "| layer | dense us | CSR torch/MKL | CSR torch/MKL, col.-blocked | CSR scipy | CSR numba | "
-                      "CSR numba, col.-blocked | compressed, relative stream | compressed, grouped | "
-                      "bound CSR / rel. / grouped | paper i7 CSR |",
-                      "|---|---|---|---|---|---|---|---|---|---|---|"]
+                      ]
+            cols = ["layer", "dense us", "CSR torch/MKL", "CSR torch/MKL, col.-blocked", "CSR scipy", "CSR numba",
+                    "CSR numba, col.-blocked", "compressed, relative stream", "compressed, grouped",
+                    "bound CSR / rel. / grouped", "paper i7 CSR"]
+            table = []
             for n, l in dict.fromkeys((r["network"], r["layer"]) for r in sub):
                 get = {r["kernel"]: r for r in sub if (r["network"], r["layer"]) == (n, l)}
                 cells = [f"{n} {l}", f"{get['dense']['per_input_us']:.0f}"]
@@ -158,7 +164,7 @@ def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], b
                                         for k in ("csr_torch", *COMPRESSED)))
                 p = PAPER_I7_US.get((n, l), {})
                 cells.append(f"{p[f'dense_b{batch}'] / p[f'sparse_b{batch}']:.2f}x" if f"dense_b{batch}" in p else "")
-                lines.append("| " + " | ".join(cells) + " |")
+                table.append(cells)
             cells = ["**geomean**", ""]
             for k in kern:
                 s_ = next(s_ for s_ in summary if (s_["cache"], s_["batch"], s_["kernel"]) == (cache, batch, k))
@@ -176,34 +182,32 @@ def markdown_tables(rows: list[dict], summary: list[dict], totals: list[dict], b
             pv = [p[f"dense_b{batch}"] / p[f"sparse_b{batch}"] for (n, l), p in PAPER_I7_US.items()
                   if f"dense_b{batch}" in p and any((r["network"], r["layer"]) == (n, l) for r in sub)]
             cells.append(f"{geomean(pv):.2f}x" if pv else "")
-            lines += ["| " + " | ".join(cells) + " |", ""]
+            table.append(cells)
+            lines += [_md(cols, table), ""]
     gpu = [r for r in rows if r["device"] != "cpu"]
     if gpu:
-        lines += [f"**{gpu[0]['device']}, warm** -- cuBLAS (dense) vs cuSPARSE (torch CSR), per-input us", "",
-                  "| layer | batch | dense us | CSR us | CSR over dense | paper Titan X CSR over dense |",
-                  "|---|---|---|---|---|---|"]
+        lines += [f"**{gpu[0]['device']}, warm** -- cuBLAS (dense) vs cuSPARSE (torch CSR), per-input us", ""]
+        table = []
         for n, l, b in dict.fromkeys((r["network"], r["layer"], r["batch"]) for r in gpu):
             get = {r["kernel"]: r for r in gpu if (r["network"], r["layer"], r["batch"]) == (n, l, b)}
             p = PAPER_TITANX_US.get((n, l), {})
             paper = f"{p[f'dense_b{b}'] / p[f'sparse_b{b}']:.2f}x" if f"dense_b{b}" in p else ""
-            lines.append(f"| {n} {l} | {b} | {get['dense']['per_input_us']:.1f} | {get['csr_torch']['per_input_us']:.1f} "
-                         f"| {get['csr_torch']['speedup_vs_dense']:.2f}x | {paper} |")
-        lines.append("")
-    lines += ["**fc6+fc7+fc8 summed, per input (us)**", "",
-              "| network | batch | cache | dense | CSR torch | CSR torch col.-blocked | CSR numba | CSR numba col.-blocked | "
-              "compressed, relative | compressed, grouped | relative / grouped vs CSR torch | "
-              "relative / grouped vs fastest CSR |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            table.append([f"{n} {l}", str(b), f"{get['dense']['per_input_us']:.1f}",
+                          f"{get['csr_torch']['per_input_us']:.1f}", f"{get['csr_torch']['speedup_vs_dense']:.2f}x", paper])
+        lines += [_md(["layer", "batch", "dense us", "CSR us", "CSR over dense", "paper Titan X CSR over dense"], table),
+                  ""]
+    lines += ["**fc6+fc7+fc8 summed, per input (us)**", ""]
+    table = []
     for cache, batch, net in dict.fromkeys((t["cache"], t["batch"], t["network"]) for t in totals):
         g = {t["kernel"]: t for t in totals if (t["cache"], t["batch"], t["network"]) == (cache, batch, net)}
-        lines.append(f"| {net} | {batch} | {cache} | {g['dense']['per_input_us']:.0f} | "
-                     f"{g['csr_torch']['per_input_us']:.0f} | {g['csr_blocked_torch']['per_input_us']:.0f} | "
-                     f"{g['csr_numba']['per_input_us']:.0f} | "
-                     f"{g['csr_blocked_numba']['per_input_us']:.0f} | "
-                     f"{g['relative_numba']['per_input_us']:.0f} | {g['grouped_numba']['per_input_us']:.0f} | "
-                     f"{g['relative_numba']['speedup_vs_csr_torch']:.2f}x / {g['grouped_numba']['speedup_vs_csr_torch']:.2f}x | "
-                     f"{g['relative_numba']['speedup_vs_best_csr']:.2f}x / "
-                     f"{g['grouped_numba']['speedup_vs_best_csr']:.2f}x |")
+        table.append([net, str(batch), cache, *(f"{g[k]['per_input_us']:.0f}" for k in (
+            "dense", "csr_torch", "csr_blocked_torch", "csr_numba", "csr_blocked_numba", "relative_numba",
+            "grouped_numba")),
+            f"{g['relative_numba']['speedup_vs_csr_torch']:.2f}x / {g['grouped_numba']['speedup_vs_csr_torch']:.2f}x",
+            f"{g['relative_numba']['speedup_vs_best_csr']:.2f}x / {g['grouped_numba']['speedup_vs_best_csr']:.2f}x"])
+    lines.append(_md(["network", "batch", "cache", "dense", "CSR torch", "CSR torch col.-blocked", "CSR numba",
+                      "CSR numba col.-blocked", "compressed, relative", "compressed, grouped",
+                      "relative / grouped vs CSR torch", "relative / grouped vs fastest CSR"], table))
     return "\n".join(lines) + "\n"
 
 

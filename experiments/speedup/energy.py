@@ -54,21 +54,22 @@ def network_rows(sram_mb: list[float]) -> list[dict]:
 
 
 def our_network_rows(runs_dir, sram_mb: list[float]) -> list[dict]:
-    """Per network, the row Table 1 uses (``experiments.tables.choose_rows``: the newest clean,
-    complete -- else storage-only -- experiment row under ``runs_dir``): its compressed file's
-    real size on disk, non-zeros and stored entries (fillers included)."""
+    """Per network, the row Table 1 uses (``experiments.analysis.rows.paper_recipe``: the newest clean,
+    complete -- else storage-only -- row of the experiment's own config under ``runs_dir``): its
+    compressed file's real size on disk, non-zeros and stored entries (fillers included)."""
     from pathlib import Path
 
     from experiments import paper_values as pv
-    from experiments.tables import choose_rows, load_rows
+    from experiments.analysis import rows as R
 
     rows = []
     if not Path(runs_dir).is_dir():
         return rows
-    for net, ch in choose_rows(load_rows(Path(runs_dir))).items():
-        if ch.row is None:
+    df = R.load_runs(runs_dir)
+    for net, info in pv.NETWORKS.items():
+        _, r = R.paper_recipe(df, info["experiment"])
+        if r is None:
             continue
-        r = ch.row
         kept = sum(l.get("nonzeros", 0) for l in r["layers"])
         entries = sum(l.get("entries", 0) for l in r["layers"])
         for budget in [None, *sram_mb]:

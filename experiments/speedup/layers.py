@@ -191,10 +191,15 @@ def checkpoint_layers(path: str):
             return w if m is None else w * m
         return None
 
-    from experiments.models import AlexNet, VGG16
+    from compression.architecture import model_class
+    from compression.specs import specs_of
 
-    for net, cls, bits in (("vgg16", VGG16, 5), ("alexnet", AlexNet, 4)):
-        ws = {n: effective(cls.layer_paths[n]) for n in ("fc6", "fc7", "fc8")}
+    for net, target, bits in (("vgg16", "experiments.models.vgg.VGG16", 5),
+                              ("alexnet", "experiments.models.alexnet.AlexNetCaffe", 4),
+                              ("alexnet", "experiments.models.alexnet.AlexNet", 4)):
+        with torch.device("meta"):  # the layer specs only: no memory for 61M / 138M weights
+            specs = {s.name: s for s in specs_of(model_class(target)())}
+        ws = {n: effective(specs[n].module) for n in ("fc6", "fc7", "fc8")}
         if all(w is not None and w.dim() == 2 for w in ws.values()):
             if net == "vgg16" and ws["fc6"].shape[1] != 25088:
                 continue

@@ -14,11 +14,13 @@ import numpy as np
 import torch
 
 from compression.accounting import best_index_bits
-from compression.container import LayerInput, read_compressed, write_compressed
+from compression.architecture import decode_model
+from compression.container import LayerInput, write_compressed
 from compression.quantize import codebook_and_labels
+from compression.sparse_format import encode_relative
 from experiments.checkpoints import is_rank_zero, rank_digest
-from experiments.config import per_layer
-from experiments.models import build_model, prunable_layers
+from experiments.models import architecture_of
+from experiments.models.state import clean_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -26,45 +28,24 @@ LAYER_KEYS = ("weights", "nonzeros", "density", "entries", "fillers", "weight_bi
               "index_bits_pq", "index_bits_pqh", "pct_pq", "pct_pqh")
 
 
-def layer_inputs(model: torch.nn.Module, index_bits: dict, optimize: bool = False) -> list[LayerInput]:
-    """One LayerInput per weight-shared layer, keyed by its state_dict name."""
-    paths = dict(model.layer_paths)
+def layer_inputs(run, coder) -> list[LayerInput]:
+    """One LayerInput per weight-shared layer, keyed by its tensor's state_dict key."""
+    c = run.conf.encode
     out = []
-    for name, module, kind in prunable_layers(model):
-        codebook, labels, sparse = codebook_and_labels(module)
+    for spec, module in run.modules():
+        codebook, labels, sparse = codebook_and_labels(module, spec.param)
         bits = int(round(np.log2(codebook.numel())))
-        ib = int(per_layer(index_bits, name, kind, "encode.index_bits"))
-        if optimize and sparse:
-            ib, _ = best_index_bits(labels.numpy().ravel(), bits)
-        out.append(LayerInput(key=f"{paths[name]}.weight", name=name, kind=kind, shape=tuple(labels.shape),
+        ib = int(run.value("encode.index_bits", spec))
+        if c.optimize_index_bits and sparse:
+            ib, _ = best_index_bits(labels.numpy().ravel(), bits, coder=coder)
+        out.append(LayerInput(key=spec.key, name=spec.name, kind=spec.kind, shape=tuple(labels.shape),
                               codebook=codebook.numpy().astype(np.float32), labels=labels.numpy(),
                               weight_bits=bits, index_bits=ib, sparse=sparse))
     return out
 
 
-def raw_tensors(model: torch.nn.Module, encoded_keys: set[str]) -> dict[str, torch.Tensor]:
-    """Every other state_dict entry the model needs (biases, ...), stored as fp32 and counted."""
-    from experiments.pipeline import clean_state_dict
-
-    return {k: v.cpu() for k, v in clean_state_dict(model).items() if k not in encoded_keys}
-
-
-def encode_model(model: torch.nn.Module, path: Path, index_bits: dict, meta: dict, optimize: bool = False,
-                 symbol_counts: dict | None = None, float_dtype: str = "float32") -> dict:
-    """Write the compressed file; if ``symbol_counts`` is a dict, fill it per layer name with how
-    often each quantized-weight symbol and each index-gap symbol occurs in the stored streams.
-    ``float_dtype``: how codebooks and biases are stored (``encode.float_dtype``)."""
-    layers = layer_inputs(model, index_bits, optimize)
-    raw = raw_tensors(model, {l.key for l in layers})
-    if symbol_counts is not None:
-        symbol_counts.update({l.name: stream_symbol_counts(l) for l in layers})
-    return write_compressed(path, layers, raw, meta, float_dtype=float_dtype)
-
-
 def stream_symbol_counts(layer: LayerInput) -> dict:
-    """The symbol histograms the Huffman coder sees (DC Fig. 5): weight indices and relative-index gaps."""
-    from compression.sparse_format import encode_relative
-
+    """The symbol histograms the entropy coder sees (DC Fig. 5): weight indices and relative-index gaps."""
     labels = np.asarray(layer.labels).ravel()
     k = 1 << int(layer.weight_bits)
     if layer.sparse:
@@ -75,20 +56,24 @@ def stream_symbol_counts(layer: LayerInput) -> dict:
 
 
 def encode_stage(run) -> None:
-    cfg = run.cfg
+    c = run.conf.encode
     # Staged in the run folder; publish() moves it beside the row: results/runs/<experiment>/<run_id>.dcz
     path = Path(run.out_dir) / f"{run.row['run_id']}.dcz"
     if not is_rank_zero():  # every rank evaluates a decoded file; rank 0's is the one kept
         path = path.with_suffix(f".rank{os.environ.get('LOCAL_RANK', 'x')}.dcz")
     _check_ranks_agree(run)
-    meta = {"model": cfg.model.name, **run.shape, "run_id": run.row["run_id"]}
-    counts: dict = {}
-    report = encode_model(run.model, path, dict(cfg.encode.index_bits), meta, cfg.encode.optimize_index_bits, counts,
-                          cfg.encode.float_dtype)
+    coder = run.plugins["encode.coder"]
+    layers = layer_inputs(run, coder)
+    keys = {l.key for l in layers}
+    raw = {k: v.cpu() for k, v in clean_state_dict(run.model, run.specs).items() if k not in keys}
+    # The file names the network (class and constructor arguments) and nothing run-specific: the same
+    # weights always give the same bytes. The row keeps the run id.
+    meta = {"model": architecture_of(run.conf.model, run.shape)}
+    report = write_compressed(path, layers, raw, meta, float_dtype=c.float_dtype, coder=coder)
     try:
-        decoded = decode_to_model(path)
+        decoded = decode_model(path)
         if run.storage_only:
-            _check_round_trip(run.model, decoded, cfg.encode.float_dtype)
+            _check_round_trip(run, decoded, c.float_dtype)
         else:
             run.record("compressed", run.evaluate(decoded))
     except BaseException:
@@ -99,32 +84,22 @@ def encode_stage(run) -> None:
     for lr in report["layers"]:
         e = run.layer_entry(lr["name"])
         e.update({k: _round(lr[k]) for k in LAYER_KEYS if k in lr})
-        e.update(counts.get(lr["name"], {}))
+    for layer in layers:
+        run.layer_entry(layer.name).update(stream_symbol_counts(layer))
     run.row["size"] = {k: int(report[k]) for k in ("dense_bytes", "pq_bytes", "pqh_bytes", "file_bytes")}
     run.row.setdefault("ratio", {}).update({k: round(float(v), 4) for k, v in report["ratio"].items() if k != "p"})
     run.row["artifacts"]["compressed_file"] = str(path)
     log.info("compressed file %s: %d bytes, %.1fx", path, report["file_bytes"], report["ratio"]["pqh"])
 
 
-def decode_to_model(path: str | Path) -> torch.nn.Module:
-    """Rebuild the model described by a compressed file and load its decoded weights."""
-    state, meta, _ = read_compressed(path)
-    model = build_model(meta["model"], num_classes=meta["num_classes"], in_channels=meta.get("in_channels", 1),
-                        image_size=meta.get("image_size", 28))
-    model.load_state_dict(state, strict=True)
-    return model
-
-
 def _round(v):
     return round(float(v), 4) if isinstance(v, float) else v
 
 
-def _check_round_trip(model: torch.nn.Module, decoded: torch.nn.Module, float_dtype: str = "float32") -> None:
+def _check_round_trip(run, decoded: torch.nn.Module, float_dtype: str = "float32") -> None:
     """The file must decode to exactly the in-memory quantized weights, rounded to ``float_dtype``
     (storage-only runs have no data to test on)."""
-    from experiments.pipeline import clean_state_dict
-
-    want = clean_state_dict(model)
+    want = clean_state_dict(run.model, run.specs)
     for k, v in decoded.state_dict().items():
         w = want[k].to(getattr(torch, float_dtype)) if want[k].is_floating_point() else want[k]
         if not torch.equal(v, w.to(v.dtype)):
@@ -138,7 +113,7 @@ def _check_ranks_agree(run) -> None:
     if not (dist.is_available() and dist.is_initialized()):
         return
     digests = [None] * dist.get_world_size()
-    dist.all_gather_object(digests, rank_digest(run.model))
+    dist.all_gather_object(digests, rank_digest(run.model, run.specs))
     run.row["ranks"] = {"world_size": len(digests), "identical_masks_and_codebooks": len(set(digests)) == 1}
     if len(set(digests)) != 1:
         raise RuntimeError(f"masks/codebooks differ across DDP ranks: {digests}")

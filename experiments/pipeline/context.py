@@ -1,0 +1,231 @@
+"""The run context every stage works on: config, data, model and its layer specs, trainer factory,
+and the growing results row."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from compression.specs import LayerSpec, SpecError, module_of, per_layer, specs_of, unknown_keys
+from experiments.canonical import same_result_config
+from experiments.checkpoints import Progress, last_checkpoint, restore
+from experiments.classifier import LitClassifier
+from experiments.config import validate
+from experiments.errors import UserError
+from experiments.models import build_model
+from experiments.models.state import param_counts
+from experiments.plugins import build_all
+from experiments.results import git_info, new_run_id
+
+log = logging.getLogger(__name__)
+# Lightning repeats "GPU available: False ..." for every Trainer; keep warnings only.
+logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+
+Distill = tuple  # (teacher model, loss weight, temperature): see Run.distill
+
+
+class Run:
+    """Everything one run needs. ``conf`` is the validated, typed config the stages read."""
+
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+        self.conf = conf = validate(cfg)
+        ck = conf.model.get("checkpoint")
+        if conf.sweep and ck and not Path(ck).is_file():
+            raise UserError(f"sweep {conf.sweep!r} starts from model.checkpoint={ck}, which does not exist: run "
+                            f"`python run.py +experiment={conf.experiment}` first (it saves dense.pt and pruned.pt "
+                            f"in outputs/{conf.experiment}/default/), or pass model.checkpoint=PATH")
+        self.out_dir = Path(conf.paths.output_dir)
+        pl.seed_everything(conf.seed, workers=True, verbose=False)
+        self.storage_only = bool(conf.storage_only)
+        self.dm = instantiate(cfg.data, seed=conf.seed)
+        if not self.storage_only:  # storage-only runs read only the data's shape, never the data
+            self.dm.setup("fit")  # missing data fails here, before any training
+        self.shape = dict(num_classes=self.dm.num_classes, in_channels=self.dm.in_channels,
+                          image_size=self.dm.image_size)
+        self.model = build_model(conf.model, self.shape)
+        try:
+            self.specs: list[LayerSpec] = specs_of(self.model)
+        except SpecError as e:
+            raise UserError(str(e)) from None
+        self.names = [s.name for s in self.specs]
+        self._check_layer_keys()
+        self.plugins = build_all(conf)  # criterion, quantizer, coder, low-rank method: arguments checked now
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.row = {
+            "schema": 1, "experiment": conf.experiment, "sweep": conf.sweep, "run_id": conf.run_id or new_run_id(),
+            "model": conf.model["name"], "dataset": "none" if self.storage_only else self.dm.name, "seed": conf.seed,
+            **git_info(conf.paths.root_dir), "storage_only": self.storage_only,
+            "weights_source": "checkpoint" if ck else
+                              ("pretrained" if conf.model.get("pretrained") else
+                               ("initialized" if self.storage_only else "trained")),
+            **({"checkpoint_sha256": _sha256(ck)} if ck else {}),
+            "config": OmegaConf.to_container(cfg, resolve=True),
+            "metrics": {}, "params": param_counts(self.model, self.specs), "layers": [],
+            "time_s": {}, "artifacts": {},
+        }
+        self.progress = Progress(self.out_dir)
+        self._start_fresh_if_config_changed()
+        state = None if self.progress.done("row") else self.progress.load_last()
+        if state is not None:  # resume: the row so far and the model as the last finished unit left it
+            git_now = {k: self.row[k] for k in ("git_commit", "git_dirty")}
+            self.row = state["row"]
+            self.row["resumed"] = self.row.get("resumed", 0) + 1
+            if git_now["git_commit"] != self.row["git_commit"] or git_now["git_dirty"]:
+                self.row["git_dirty"] = True  # code changed between the start and the resume
+            restore(self.model, self.specs, state["model"])
+            log.info("resuming %s after unit %r", self.row["run_id"], self.progress.units[-1])
+
+    def _start_fresh_if_config_changed(self) -> None:
+        """Same command but a changed config (an edited experiment file): never resume the old run.
+
+        A folder whose start config is unknown (checkpoints but no config.json) is not resumed either.
+        """
+        if self.progress.has_anything():
+            old = self.progress.started_config()
+            if old is None or not same_result_config(old, self.row["config"]):
+                moved = self.progress.archive(time.strftime("%Y%m%d-%H%M%S"))
+                log.warning("%s holds a run with another config: starting a new run (old one moved to %s)",
+                            self.out_dir, moved)
+        if self.progress.started_config() is None:
+            self.progress.start(self.row["config"])
+
+    def per_layer_dicts(self) -> list[tuple[str, dict]]:
+        """The per-layer dicts this run reads: (config key, values)."""
+        c = self.conf
+        out = []
+        if c.prune.enabled and c.prune.method == "density" and c.prune.uniform_density is None:
+            out.append(("prune.density", c.prune.density))
+        if c.prune.enabled and c.prune.method == "quality":
+            out.append(("prune.quality", c.prune.quality))
+        if c.quantize.enabled:
+            out.append(("quantize.bits", c.quantize.bits))
+        if c.encode.enabled or (c.prune.enabled and not self.storage_only):
+            out.append(("encode.index_bits", c.encode.index_bits))
+        return out
+
+    def _check_layer_keys(self) -> None:
+        """Per-layer dicts name only this model's layers or kinds, and give every layer a value
+        (a typo must fail now, not after training)."""
+        for key, values in self.per_layer_dicts():
+            bad = unknown_keys(values, self.specs)
+            if bad:
+                raise UserError(f"{key} names unknown layer(s) {bad}; {self.conf.model['name']} has layers "
+                                f"{self.names} (or use a kind: conv, fc, recurrent, embedding, or '*')")
+            for s in self.specs:
+                self.value(key, s)
+
+    def value(self, key: str, spec: LayerSpec):
+        """A per-layer setting (``prune.density``, ``quantize.bits``, ...) for one layer: name, kind, '*'."""
+        group, name = key.split(".")
+        try:
+            return per_layer(getattr(getattr(self.conf, group), name), spec, key)
+        except KeyError as e:
+            raise UserError(e.args[0]) from None
+
+    def modules(self) -> list[tuple[LayerSpec, nn.Module]]:
+        return [(s, module_of(self.model, s)) for s in self.specs]
+
+    # -- Lightning plumbing ----------------------------------------------------------------
+    def lit(self, lr: float, weight_decay: float, momentum: float, schedule: str, l1: float = 0.0,
+            distill: Distill | None = None) -> LitClassifier:
+        d = self.conf.dense
+        teacher, weight, temperature = distill if distill is not None else (None, 0.0, 4.0)
+        return LitClassifier(self.model, self.dm.num_classes, lr=lr, momentum=momentum, weight_decay=weight_decay,
+                             schedule=schedule, step_size=d.step_size, gamma=d.gamma, l1=l1,
+                             l1_tensors=[(m, s.param) for s, m in self.modules()], teacher=teacher,
+                             distill=weight, temperature=temperature)
+
+    def distill(self, group: str, epochs: int) -> Distill | None:
+        """(teacher, weight, temperature) from ``<group>.distill``, or None when off or nothing trains."""
+        c = getattr(self.conf, group)
+        if c.distill <= 0 or epochs <= 0:
+            return None
+        return self.dense_teacher(f"{group}.distill"), float(c.distill), float(c.distill_temperature)
+
+    def dense_teacher(self, key: str = "prune.distill") -> nn.Module:
+        """This run's dense model (``dense.pt``, written by the dense stage), for distillation."""
+        path = self.out_dir / "dense.pt"
+        if not path.is_file():
+            raise UserError(f"{key} needs this run's dense weights at {path}; the dense stage writes them "
+                            f"(rerun without resuming, or set {key}=0)")
+        with torch.random.fork_rng(devices=[]):  # building it must not move this run's random stream
+            return build_model({**self.conf.model, "pretrained": False, "checkpoint": str(path)}, self.shape)
+
+    def trainer_kwargs(self) -> dict:
+        t = OmegaConf.to_container(self.cfg.trainer, resolve=True)
+        t.pop("epochs_cap", None)
+        return t
+
+    def trainer(self, stage: str, max_epochs: int) -> pl.Trainer:
+        cap = self.conf.trainer.epochs_cap
+        if cap:
+            max_epochs = min(max_epochs, cap)
+        ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(self.out_dir / "ckpt" / stage), save_last=True,
+                                            save_top_k=0, every_n_epochs=1)
+        return pl.Trainer(max_epochs=max_epochs, logger=self._logger(stage), callbacks=[ckpt],
+                          default_root_dir=str(self.out_dir / stage), enable_model_summary=False,
+                          **self.trainer_kwargs())
+
+    def _logger(self, stage: str):
+        """The configured logger class (conf/logger/*.yaml) for one stage; False when none is configured."""
+        node = self.conf.logger
+        if not node:
+            return False
+        return instantiate(node, save_dir=str(self.out_dir / "logs"), name=stage)
+
+    def fit(self, stage: str, epochs: int, lr: float, weight_decay: float, momentum: float,
+            schedule: str, l1: float = 0.0, distill: Distill | None = None) -> None:
+        if epochs <= 0:
+            return
+        ckpt_dir = self.out_dir / "ckpt" / stage
+        self.trainer(stage, epochs).fit(self.lit(lr, weight_decay, momentum, schedule, l1, distill), datamodule=self.dm,
+                                        ckpt_path=last_checkpoint(ckpt_dir))
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # the unit's snapshot supersedes it
+
+    def evaluate(self, model: nn.Module | None = None) -> dict[str, float]:
+        """Top-1 (and top-5) error in percent on the test split."""
+        if model is not None:
+            saved, self.model = self.model, model
+        try:
+            lit = self.lit(1.0, 0.0, 0.0, "constant")
+            t = self.trainer_kwargs()
+            t["enable_progress_bar"] = False
+            res = pl.Trainer(logger=False, enable_checkpointing=False, enable_model_summary=False,
+                             default_root_dir=str(self.out_dir), **t).test(lit, datamodule=self.dm, verbose=False)[0]
+        finally:
+            if model is not None:
+                self.model = saved
+        out = {"top1_err": float(res["test/top1_err"])}
+        if "test/top5_err" in res:
+            out["top5_err"] = float(res["test/top5_err"])
+        return out
+
+    def record(self, stage: str, errs: dict[str, float]) -> None:
+        for k, v in errs.items():
+            self.row["metrics"][f"{stage}/{k}"] = round(v, 4)
+        log.info("%s: %s", stage, ", ".join(f"{k} {v:.2f}%" for k, v in errs.items()))
+
+    def layer_entry(self, name: str) -> dict:
+        for e in self.row["layers"]:
+            if e["name"] == name:
+                return e
+        e = {"name": name}
+        self.row["layers"].append(e)
+        return e
+
+
+def _sha256(path: str) -> str | None:
+    import hashlib
+
+    p = Path(path)
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.is_file() else None
