@@ -28,6 +28,7 @@ class LitClassifier(pl.LightningModule):
         # a frozen teacher for distillation, kept out of the module tree: not trained, not saved
         self._teacher = [teacher.eval().requires_grad_(False)] if teacher is not None and distill > 0 else []
         self.distill, self.temperature = distill, temperature
+        self.test_correct: list[torch.Tensor] = []
         self.top1 = nn.ModuleDict({s: MulticlassAccuracy(num_classes, top_k=1, average="micro") for s in ("val", "test")})
         self.top5 = nn.ModuleDict({s: MulticlassAccuracy(num_classes, top_k=5, average="micro") for s in ("val", "test")}) \
             if num_classes > 5 else None
@@ -68,7 +69,16 @@ class LitClassifier(pl.LightningModule):
         self._eval_step(batch, "val")
 
     def test_step(self, batch, _):
-        self._eval_step(batch, "test")
+        x, y = batch
+        logits = self.model(x)
+        self.top1["test"].update(logits, y)
+        if self.top5 is not None:
+            self.top5["test"].update(logits, y)
+        # which test examples are right, in the split's order: paired statistics between stages and runs
+        self.test_correct.append((logits.argmax(1) == y).cpu())
+
+    def on_test_epoch_start(self):
+        self.test_correct = []
 
     def _eval_end(self, split):
         self.log(f"{split}/top1_err", 100.0 * (1.0 - self.top1[split].compute()), prog_bar=True, sync_dist=True)

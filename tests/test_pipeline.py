@@ -233,3 +233,16 @@ def test_pruning_drops_dead_connections_and_keeps_outputs(tmp_path):
         assert before - int((w != 0).sum()) == n[name]
     # the dropped connections could not reach the output: the same pruned error
     assert rows[True]["metrics"]["pruned/top1_err"] == rows[False]["metrics"]["pruned/top1_err"]
+
+
+def test_row_keeps_which_test_examples_each_stage_got_right(lenet300_row):
+    """The bitsets the paired statistics read agree with the stages' errors, example for example."""
+    from experiments.analysis.stats import correct_of, stage_delta
+
+    row, _, _ = lenet300_row
+    for stage in ("dense", "pruned", "quantized_init", "quantized", "compressed"):
+        c = correct_of(row, stage)
+        assert c is not None and c.size == 1000  # the sample's fixed 1,000 test digits
+        assert 100.0 * (1 - c.mean()) == pytest.approx(row["metrics"][f"{stage}/top1_err"], abs=1e-3)
+    d = stage_delta(row)
+    assert d.delta == pytest.approx(row["metrics"]["compressed/top1_err"] - row["metrics"]["dense/top1_err"], abs=1e-3)

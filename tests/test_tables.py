@@ -271,3 +271,25 @@ def test_seed_spread_has_a_line_per_variant_run_on_two_seeds(tmp_path):
     old = recipe("lenet300")
     del old["prune"]["drop_dead_connections"]
     assert R.variant({"experiment": "lenet300", "config": old}) == "prune.drop_dead_connections=false"
+
+
+def test_change_carries_its_paired_ci_where_the_row_has_per_example_records(runs, tmp_path):
+    import numpy as np
+
+    from experiments.analysis.stats import pack_correct
+
+    dense = np.ones(1000, bool)
+    dense[:103] = False  # 10.3% error
+    comp = dense.copy()
+    comp[103:125] = False  # 22 more wrong: 12.5%, +2.2 points, all discordant one way
+    row = json.loads((runs / f"lenet300/{CLEAN}.json").read_text())
+    row["metrics"].update({"dense/top1_err": 10.3, "compressed/top1_err": 12.5})
+    row["correct"] = {"dense": pack_correct(dense), "compressed": pack_correct(comp)}
+    _write(runs, f"lenet300/{CLEAN}.json", row)
+    out = tmp_path / "tables"
+    tables.write_tables(runs, out)
+    t1 = {r["network"]: r for r in csv.DictReader((out / "table1.csv").open())}["lenet300"]
+    assert float(t1["change_top1"]) == pytest.approx(2.2)
+    assert float(t1["change_top1_ci_low"]) > 1.0 and float(t1["change_top1_ci_high"]) < 3.5
+    assert float(t1["change_top1_p_mcnemar"]) == pytest.approx(2 * 0.5 ** 22)  # 22 of 22 discordant one way
+    assert "+2.20 [+" in (out / "table1.md").read_text()

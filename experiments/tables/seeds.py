@@ -8,6 +8,7 @@ import pandas as pd
 
 from experiments import paper_values as pv
 from experiments.analysis import rows as R
+from experiments.analysis.stats import stage_delta
 from experiments.tables.cells import NA, get
 from experiments.tables.choice import Choice
 from experiments.tables.render import Table
@@ -51,23 +52,29 @@ def seeds_table(df: pd.DataFrame, choices: dict[str, Choice]) -> Table:
                 cells.append(c)
                 nums += n
             seeds = ", ".join(str(r.get("seed")) for r in rs)
+            paired = "; ".join(f"seed {r.get('seed')}: {d.text()}" for r in rs if (d := stage_delta(r)) is not None)
+            cells.append(paired or "n/a (rows predate per-example records)")
             label = g["variant"].iloc[0]
             name = info["name"] + (f": {label}" if label else "")
             lines.append([name, f"{len(rs)} (seeds {seeds})", *cells])
-            csv_lines.append([net + (f" {label}" if label else ""), len(rs), seeds, *nums])
+            csv_lines.append([net + (f" {label}" if label else ""), len(rs), seeds, *nums, paired])
             notes.append(f"{name}: runs " + ", ".join(f"`{r['run_id']}`" for r in rs) + ".")
     notes.append("Each line: the clean, complete rows of the network's experiment whose settings are the same except "
                  "for the seed (the latest row per seed); the first line of a network is the Table 1 row's recipe, "
                  "the others every variant run on at least two seeds, latest first, labelled by how their config "
                  "departs from the experiment file (`key=value`, derived from the rows: docs/results_row.md). "
-                 "Mean ± sample standard deviation (min to max). Distillation (`prune.distill`, `quantize.distill`) "
+                 "Mean ± sample standard deviation (min to max); the last column gives each seed's compressed − "
+                 "dense delta with its paired 95% bootstrap CI over the test examples and McNemar's exact p "
+                 "(experiments/analysis/stats.py). Distillation (`prune.distill`, `quantize.distill`) "
                  "is ours, not in the papers; `prune.drop_dead_connections=false` marks rows from before LWC section "
                  "3.4's dropping was added. Thread count and hardware also change the trajectory, so one seed is not "
                  "bit-reproducible across machines.")
     return Table(
         stem="seeds", title="Run-to-run spread over seeds (ours)",
-        columns=["network", "runs", *[q[0] for q in QUANTITIES]], lines=lines, notes=notes,
+        columns=["network", "runs", *[q[0] for q in QUANTITIES],
+                 "compressed − dense per seed, paired 95% CI, McNemar p"], lines=lines, notes=notes,
         csv_columns=["network", "runs", "seeds", *[f"{a}_{b}" for a in ("dense_err", "pruned_minus_dense",
                                                                             "compressed_minus_dense", "ratio_pqh")
-                                                   for b in ("mean", "std", "min", "max")]],
+                                                   for b in ("mean", "std", "min", "max")],
+                     "compressed_minus_dense_paired"],
         csv_lines=csv_lines)
