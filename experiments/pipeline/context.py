@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from compression.specs import LayerSpec, SpecError, module_of, per_layer, specs_of, unknown_keys
+from experiments.analysis.stats import pack_correct
 from experiments.canonical import same_result_config
 from experiments.checkpoints import Progress, last_checkpoint, restore
 from experiments.classifier import LitClassifier
@@ -208,11 +209,17 @@ class Run:
         out = {"top1_err": float(res["test/top1_err"])}
         if "test/top5_err" in res:
             out["top5_err"] = float(res["test/top5_err"])
+        # per-example correctness, in the test split's order (one process: under DDP each rank sees a shard)
+        self._correct = torch.cat(lit.test_correct).numpy() if lit.test_correct and _single_process() else None
         return out
 
     def record(self, stage: str, errs: dict[str, float]) -> None:
+        """The stage's errors into the row, with which test examples its model got right (a bitset)."""
         for k, v in errs.items():
             self.row["metrics"][f"{stage}/{k}"] = round(v, 4)
+        if getattr(self, "_correct", None) is not None:
+            self.row.setdefault("correct", {})[stage] = pack_correct(self._correct)
+            self._correct = None
         log.info("%s: %s", stage, ", ".join(f"{k} {v:.2f}%" for k, v in errs.items()))
 
     def layer_entry(self, name: str) -> dict:
@@ -222,6 +229,12 @@ class Run:
         e = {"name": name}
         self.row["layers"].append(e)
         return e
+
+
+def _single_process() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1)
 
 
 def _sha256(path: str) -> str | None:
