@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from compression.sparse_format import decode_relative, encode_relative
-from experiments.speedup import kernels as K
+from compression import kernels as K
 from experiments.speedup.bandwidth import blocked_csr_bytes, csr_bytes, dense_bytes, grouped_bytes, relative_bytes
 from experiments.speedup.energy import DRAM_PJ, SRAM_PJ, inference_energy
 from experiments.speedup.layers import checkpoint_layers, linear_codebook, prepare_layer

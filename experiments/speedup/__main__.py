@@ -246,7 +246,7 @@ def main(argv=None) -> int:
 
     from experiments.speedup import bench, energy, figures
     from experiments.speedup.bandwidth import read_bandwidth
-    from experiments.speedup.kernels import set_threads
+    from compression.kernels import set_threads
     from experiments.speedup.layers import checkpoint_layers, paper_layers
 
     out = Path(args.out)
@@ -293,7 +293,7 @@ def main(argv=None) -> int:
     layers = checkpoint_layers(args.checkpoint) if args.checkpoint else paper_layers(args.seed, args.layers)
     for i, layer in enumerate(layers):
         t0 = time.time()
-        from experiments.speedup.kernels import GroupedLayer, RelativeLayer
+        from compression.kernels import GroupedLayer, RelativeLayer
 
         rel = RelativeLayer(layer.symbols, layer.gaps, layer.codebook, layer.shape, layer.index_bits, args.threads,
                             panel_cols=args.panel_cols)

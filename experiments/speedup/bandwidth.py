@@ -59,7 +59,7 @@ def relative_bytes(out_f: int, in_f: int, entries: int, codebook_size: int, batc
 
 def grouped_bytes(out_f: int, in_f: int, slots: int, blocks: int, panels: int, codebook_size: int,
                   batch: int = 1, symbol_bytes: int = 1, chunk_table_bytes: int = 8) -> dict:
-    """The weight-grouped layout (:class:`experiments.speedup.kernels.GroupedLayer`)."""
+    """The weight-grouped layout (:class:`compression.kernels.GroupedLayer`)."""
     w = slots * 2 + blocks * symbol_bytes + (panels * out_f + 1) * 4 + codebook_size * FP32 + chunk_table_bytes
     a = activation_bytes(out_f, in_f, batch)
     return {"weight_bytes": w, "activation_bytes": a, "total_bytes": w + a}
@@ -68,7 +68,7 @@ def grouped_bytes(out_f: int, in_f: int, slots: int, blocks: int, panels: int, c
 def read_bandwidth(nbytes: int = 256 << 20, reps: int = 10, threads: int = 1) -> dict:
     """Streaming-read bandwidth (GB/s = 1e9 B/s) of a numba sum over an fp32 buffer far
     larger than the last-level cache, with ``threads`` numba threads."""
-    from experiments.speedup.kernels import set_threads, stream_sum
+    from compression.kernels import set_threads, stream_sum
 
     set_threads(threads)
     buf = np.ones(nbytes // FP32, np.float32)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.speedup import kernels as K
+from compression import kernels as K
 from experiments.speedup.bandwidth import blocked_csr_bytes, csr_bytes, dense_bytes, grouped_bytes, relative_bytes
 
 FORMAT_OF = {"dense": "dense", "csr_torch": "csr", "csr_scipy": "csr", "csr_numba": "csr",
