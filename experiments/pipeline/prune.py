@@ -43,7 +43,8 @@ def prune_layers(run, criterion, values: dict[str, float]) -> float:
     ``criterion``; returns the seconds the criterion took."""
     key = "density" if run.conf.prune.method == "density" else "quality"
     t = time.perf_counter()
-    criterion.prepare(run.model, run.specs, _batches(run) if criterion.needs_data else None)
+    with torch.random.fork_rng(devices=[]):  # a loader draws its seed from the run's random stream: leave it alone
+        criterion.prepare(run.model, run.specs, _batches(run) if criterion.needs_data else None)
     for spec, module in run.modules():
         criterion.prune(module, spec.param, keep_count(module, spec.param, **{key: values[spec.name]}))
     return time.perf_counter() - t
