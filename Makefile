@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: run test test-slow venv sweeps figures
+.PHONY: run test test-slow venv sweeps figures criteria
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -37,3 +37,24 @@ sweeps: venv
 
 figures: venv
 	$(PY) -m experiments.figures
+
+# The history of pruning, measured (conf/sweep/criteria*.yaml; docs/criteria.md): per seed, a dense model,
+# then magnitude / OBD / OBS from it -- one step to six densities with and without retraining, the
+# iterative schedule at two, and the full pipeline at the paper's densities. LeNet-5 jobs train a quarter
+# epoch per epoch, as its other sweeps. Sweep jobs one thread each, two at a time.
+CRIT_SEEDS := 0 1 2
+CRIT := $(PY) run.py trainer.enable_progress_bar=false
+CRIT_M := OMP_NUM_THREADS=1 $(PY) run.py -m trainer.enable_progress_bar=false
+criteria: venv
+	for s in $(CRIT_SEEDS); do for e in lenet300 lenet5; do \
+	  x=$$( [ $$e = lenet5 ] && echo $(L5) ); \
+	  $(CRIT) +experiment=$$e seed=$$s prune=none quantize=none encode=none write_row=false \
+	    hydra.run.dir=outputs/$$e/dense_seed$$s || exit 1; \
+	  ck=model.checkpoint=outputs/$$e/dense_seed$$s/dense.pt; \
+	  $(CRIT_M) +experiment=$$e +sweep=criteria seed=$$s $$ck $$x || exit 1; \
+	  $(CRIT_M) +experiment=$$e +sweep=criteria_iterative seed=$$s $$ck $$x || exit 1; \
+	  for c in magnitude obd obs; do \
+	    $(CRIT) +experiment=$$e seed=$$s $$ck dense.epochs=0 prune/criterion=$$c $$x || exit 1; done; \
+	done; done
+	$(PY) -m experiments.figures
+	$(PY) -m experiments.tables
