@@ -171,7 +171,7 @@ def test_storage_only_and_not_run_layer_tables(runs, tmp_path):
 def test_cli_writes_every_file_atomically(runs, tmp_path):
     out = tmp_path / "tables"
     assert tables_main(["--runs", str(runs), "--out", str(out)]) == 0
-    stems = ["table1", "table2_lenet300", "table3_lenet5", "table4_alexnet", "table5_vgg16", "seeds"]
+    stems = ["table1", "table2_lenet300", "table3_lenet5", "table4_alexnet", "table5_vgg16", "seeds", "criteria"]
     expected = sorted(f"{s}.{e}" for s in stems for e in ("md", "csv", "tex"))
     assert sorted(p.name for p in out.iterdir()) == expected  # no temp files left behind
     assert "not run" in (out / "table5_vgg16.md").read_text()

@@ -16,6 +16,12 @@ Note = Callable[[str], None]
 
 # The papers' figures: id, network and dataset, and what they show (paper.md section 4, DC v5 numbering).
 PAPER = {
+    "pruning_criteria": ("LWC Fig. 5 with OBD and OBS", "LWC: AlexNet on ImageNet; OBD / OBS: small networks",
+                         "Optimal Brain Damage (LeCun et al. 1990) and Optimal Brain Surgeon (Hassibi & Stork "
+                         "1993) rank weights by the loss increase a second-order expansion predicts, so without "
+                         "retraining they should remove weights at less cost than magnitude (OBS >= OBD >= "
+                         "magnitude); LWC prunes by magnitude and retrains, arguing that retraining makes the "
+                         "cheap criterion enough (much smaller differences after retraining)."),
     "fig7_bits": ("DC Fig. 7", "AlexNet on ImageNet",
                   "top-1 accuracy vs bits per weight, three panels (conv layers, fc layers, all layers); dashed = "
                   "quantization only, solid = pruning + quantization. Conv layers degrade below 4 bits, fc layers "

@@ -11,6 +11,7 @@ and writes, each file atomically, Markdown, CSV and LaTeX (rendered by pandas) f
     table4_alexnet.*    per-layer AlexNet (DC Table 4): the paper's Caffe AlexNet
     table5_vgg16.*      per-layer VGG-16 (DC Table 5)
     seeds.*             run-to-run spread over seeds of the recipe and of every variant run on two seeds or more
+    criteria.*          magnitude, OBD and OBS through the full pipeline from the same dense models
 
 Row choice (docs/tables.md): per network, the latest clean, complete row whose config is exactly its
 experiment file's (``rows.paper_recipe``), else the latest such storage-only row, else "not run".
@@ -26,6 +27,7 @@ from compression.atomic import atomic_write_bytes
 from experiments import paper_values as pv
 from experiments.analysis import rows as R
 from experiments.tables.choice import Choice, choose_rows, torchvision_alexnet
+from experiments.tables.criteria import criteria_table
 from experiments.tables.layers import layer_table
 from experiments.tables.render import Table
 from experiments.tables.seeds import seeds_table
@@ -39,7 +41,7 @@ def build_tables(runs_dir: str | Path) -> list[Table]:
     tv = torchvision_alexnet(df)
     shown = str(runs_dir).rstrip("/")
     return [table1(choices, shown, tv), *(layer_table(net, choices[net], runs_dir, tv) for net in pv.NETWORKS),
-            seeds_table(df, choices)]
+            seeds_table(df, choices), criteria_table(df)]
 
 
 def write_tables(runs_dir: str | Path, out_dir: str | Path) -> list[Path]:
