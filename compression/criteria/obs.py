@@ -17,12 +17,13 @@ exact OBS correction for the set it loses, ``w_K <- w_K + H_KK^-1 H_KS w_S`` (th
 reconstruction error with ``w_S = 0``; the greedy rank-one steps reach the same point).
 
 Cost for a layer of d inputs and r rows: H takes ``d^2 n`` to accumulate and ``d^3/3`` to invert
-once (rows start alive); the greedy pass ``r d^3`` multiply-adds moving ``block * d^2`` floats per
-step, memory ``block * d^2 * 4`` bytes; the final solves ``r |K|^3 / 3``. LeNet-300-100's ip1
-(d = 784, r = 300): 1.4e11 multiply-adds, ~80 MB per block of 32 rows (benchmarks/bench_obs.py
-measures it). AlexNet's fc6 (d = 9,216, r = 4,096): 3.2e15 multiply-adds and 340 MB per row's
-inverse -- about 11 GB for a block of 32 rows and days of CPU: out of reach here, which is why OBC
-and its successors prune such layers in blocks of columns or with approximations.
+once (rows start alive); the greedy pass about ``r d^3 / 3`` multiply-adds (compacted as rows shrink,
+``greedy_costs``) moving up to ``block * d^2`` floats per step, memory ``block * d^2 * 4`` bytes; the
+final solves ``r |K|^3 / 3``. LeNet-300-100's ip1 (d = 784, r = 300): 4.8e10 multiply-adds, ~80 MB
+per block of 32 rows (benchmarks/bench_obs.py measures it). AlexNet's fc6 (d = 9,216, r = 4,096):
+1.1e15 multiply-adds and 340 MB per row's inverse -- about 11 GB for a block of 32 rows and days of
+CPU: out of reach here, which is why OBC and its successors prune such layers in blocks of columns
+or with approximations.
 """
 
 from __future__ import annotations
