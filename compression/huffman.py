@@ -58,6 +58,8 @@ __all__ = [
     "unpack_uints",
     "pack_lengths",
     "unpack_lengths",
+    "pack_levels",
+    "unpack_levels",
     "pack_offsets",
     "unpack_offsets",
 ]
@@ -480,8 +482,21 @@ def _pack_delta(lengths: np.ndarray) -> bytes:
 
 
 def pack_lengths(lengths: np.ndarray) -> bytes:
-    """Code table as stored: a mode byte, then the ``A`` code lengths in the smallest of three
-    encodings (ties go to the lower mode byte):
+    """Code table as stored: ``pack_levels`` of the code lengths (below)."""
+    return pack_levels(lengths)
+
+
+def unpack_lengths(data: bytes, alphabet: int) -> np.ndarray:
+    """Inverse of :func:`pack_lengths` for an alphabet of ``alphabet`` symbols (uint8): the lengths of a
+    prefix code, or ``HuffmanError``."""
+    lengths = unpack_levels(data, alphabet)
+    _check_lengths(lengths)
+    return lengths
+
+
+def pack_levels(lengths: np.ndarray) -> bytes:
+    """Small integers (0..24; code lengths, or any per-symbol level) as stored: a mode byte, then the
+    ``A`` values in the smallest of three encodings (ties go to the lower mode byte):
 
     * ``0..5`` fixed width: the byte is w = bits per length (0 if no symbol is present), then
       ``A`` lengths of w bits each, packed (``1 + ceil(A*w/8)`` bytes). Format v1's only table.
@@ -502,8 +517,8 @@ def pack_lengths(lengths: np.ndarray) -> bytes:
     return min(options, key=len)
 
 
-def unpack_lengths(data: bytes, alphabet: int) -> np.ndarray:
-    """Inverse of :func:`pack_lengths` for an alphabet of ``alphabet`` symbols (uint8)."""
+def unpack_levels(data: bytes, alphabet: int) -> np.ndarray:
+    """Inverse of :func:`pack_levels` for ``alphabet`` values (uint8)."""
     if len(data) < 1:
         raise HuffmanError("empty code table")
     mode = data[0]
@@ -549,7 +564,8 @@ def unpack_lengths(data: bytes, alphabet: int) -> np.ndarray:
         lengths = np.array(out, np.uint8)
     else:
         raise HuffmanError(f"code table: unknown mode byte {mode} (corrupt table)")
-    _check_lengths(lengths)
+    if lengths.size and int(lengths.max()) > MAX_LEN_LIMIT:
+        raise HuffmanError(f"code table: a value above {MAX_LEN_LIMIT} (corrupt table)")
     return lengths
 
 

@@ -1,0 +1,98 @@
+"""Entropy coders: round trips on random and adversarial streams, sizes against the empirical entropy, and
+files that name a coder the reader lacks."""
+
+import numpy as np
+import pytest
+
+from compression.coders import coder_named
+from compression.coders.huffman import Huffman
+from compression.coders.rans import RANS
+
+CODERS = [Huffman(), RANS()]
+
+
+def _entropy_bits(s: np.ndarray, alphabet: int) -> float:
+    p = np.bincount(s, minlength=alphabet) / s.size
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum() * s.size)
+
+
+@pytest.mark.parametrize("coder", CODERS, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", ["random", "one symbol", "all equal", "huge alphabet", "empty", "two symbols"])
+def test_round_trip(coder, case):
+    rng = np.random.default_rng(len(case))
+    alphabet = 32
+    if case == "random":
+        s = rng.choice(alphabet, 5000, p=rng.dirichlet(np.ones(alphabet) * 0.3))
+    elif case == "one symbol":
+        s = np.array([7])
+    elif case == "all equal":
+        s = np.full(3000, 5)
+    elif case == "huge alphabet":
+        alphabet = 1 << 16
+        s = rng.integers(0, alphabet, 4000)
+    elif case == "empty":
+        s = np.zeros(0, np.int64)
+    else:
+        s = rng.integers(0, 2, 1000) * 31
+    enc = coder.encode(s, alphabet, 4096)
+    assert np.array_equal(coder.decode(enc, s.size, alphabet, 4096), s)
+    present = coder.present(enc.table, alphabet)
+    assert set(np.flatnonzero(present)) >= set(np.unique(s).tolist())
+
+
+def test_rans_stays_within_one_percent_of_the_entropy_plus_its_table_on_long_streams():
+    rng = np.random.default_rng(0)
+    for alphabet, n in ((32, 200_000), (256, 200_000), (4096, 300_000)):
+        p = rng.dirichlet(np.ones(alphabet) * 0.5)
+        s = rng.choice(alphabet, n, p=p)
+        enc = RANS().encode(s, alphabet, 4096)
+        h = _entropy_bits(s, alphabet)
+        assert enc.n_bits <= 1.01 * h + 64  # the coder's last state word
+        assert enc.n_bits + 8 * len(enc.table) < Huffman().cost_bits(s, alphabet)
+
+
+def test_a_damaged_rans_stream_is_refused():
+    rng = np.random.default_rng(1)
+    s = rng.integers(0, 8, 500)
+    enc = RANS().encode(s, 8, 4096)
+    from compression.coders import CodedStream
+
+    # (the container's SHA-256 catches altered bytes before any stream is decoded; a coder checks its own framing)
+    with pytest.raises(ValueError):
+        RANS().decode(CodedStream(enc.table, enc.payload[:-4], b"", enc.n_bits), s.size, 8, 4096)
+    with pytest.raises(ValueError):
+        RANS().decode(CodedStream(b"\x09" + enc.table[1:], enc.payload, b"", enc.n_bits), s.size, 8, 4096)
+
+
+def test_coders_are_found_by_name_and_unknown_ones_refused():
+    assert isinstance(coder_named("huffman"), Huffman) and isinstance(coder_named("rans"), RANS)
+    for bad in ("cabac", "../x", "Huffman", ""):
+        with pytest.raises(ValueError):
+            coder_named(bad)
+
+
+def test_a_file_written_by_a_coder_the_reader_lacks_is_refused(tmp_path, monkeypatch):
+    import json
+    import struct
+    import zlib
+
+    from compression import container
+
+    layer = container.LayerInput("w", "fc", "fc", (4, 4), np.array([0, 1, 2, 3], np.float32),
+                                 np.array([[0, 1, 2, 3]] * 4), 2, 2)
+    path = tmp_path / "m.dcz"
+    container.write_compressed(path, [layer], {}, {}, coder=RANS())
+    assert container.inspect(path)["coder"] == "rans"
+    data = path.read_bytes()
+    _, version, hlen, _ = struct.unpack_from("<8sHIQ", data)
+    header = json.loads(zlib.decompress(data[22:22 + hlen]))
+    header["coder"] = "cabac"
+    hb = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
+    body = data[22 + hlen:-32]
+    import hashlib
+
+    blob = struct.pack("<8sHIQ", container.MAGIC, version, len(hb), 22 + len(hb) + len(body) + 32) + hb + body
+    path.write_bytes(blob + hashlib.sha256(blob).digest())
+    with pytest.raises(container.CompressedFileError, match="cabac"):
+        container.read_compressed(path)
