@@ -33,6 +33,15 @@ def test_errors(model: torch.nn.Module, loader, num_classes: int) -> dict[str, f
     return out
 
 
+def _config_error(e: Exception) -> str:
+    """Hydra's composition error in one or two lines (no traceback), with the options it offers."""
+    lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+    options = getattr(e, "options", None)
+    if lines and options:
+        return f"{lines[0]}; options: {', '.join(sorted(options))}"
+    return " ".join(lines[:2]) if lines else type(e).__name__
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0].startswith("-"):
         print(__doc__, file=sys.stderr)
@@ -43,9 +52,14 @@ def main(argv: list[str]) -> int:
     from compression.architecture import decode_model
     from experiments.config import register_configs
 
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from compression.container import inspect
+
     path, overrides = argv[0], argv[1:]
     try:
-        model = decode_model(path)
+        inspect(path, decode=False)  # a missing or damaged file is named before anything else
         register_configs()
         conf_dir = str(Path(__file__).resolve().parents[1] / "conf")
         with initialize_config_dir(version_base="1.3", config_dir=conf_dir):
@@ -53,9 +67,16 @@ def main(argv: list[str]) -> int:
                                                            "paths.results_dir=results", *overrides])
         dm = instantiate(cfg.data)
         dm.setup("test")
+        model = decode_model(path)
         errs = test_errors(model, dm.test_dataloader(), dm.num_classes)
-    except (UserError, CompressedFileError, FileNotFoundError) as e:
+    except (HydraException, OmegaConfBaseException) as e:
+        print(f"error: {_config_error(e)}", file=sys.stderr)
+        return 2
+    except (UserError, CompressedFileError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"error: {e.filename or path}: {e.strerror or e}", file=sys.stderr)
         return 2
     print(f"{path} on {dm.name} test split ({len(dm.test_set)} images):")
     print("  " + ", ".join(f"{k} {v:.2f}%" for k, v in errs.items()))
