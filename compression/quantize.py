@@ -54,11 +54,15 @@ def kmeans_1d(
     max_iter: int = 300,
     tol: float = 1e-7,
     seed: int = 0,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """1-D k-means. Returns (centroids float64 [k], labels int64 [len(x)] into centroids).
 
     Stops when no centroid moves more than ``tol * (max - min)`` (Lloyd converged) or after
-    ``max_iter`` iterations. Centroids of empty clusters keep their last value.
+    ``max_iter`` iterations. Centroids of empty clusters keep their last value. With
+    ``sample_weight`` (h >= 0 per value) it minimizes sum_i h_i (x_i - c_k)^2: each value still goes
+    to its nearest centroid, and a centroid is its cluster's weighted mean (Choi et al. 2017's
+    Hessian-weighted k-means, with h a Hessian diagonal).
     """
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
@@ -69,14 +73,21 @@ def kmeans_1d(
         return np.zeros(k), np.zeros(0, dtype=np.int64)
     order = np.argsort(x, kind="stable")
     xs = x[order]
-    prefix = np.concatenate([[0.0], np.cumsum(xs)])
+    if sample_weight is None:
+        prefix = np.concatenate([[0.0], np.cumsum(xs)])
+    else:
+        h = np.asarray(sample_weight, dtype=np.float64).ravel()[order]
+        if h.size != xs.size or not np.all(np.isfinite(h)) or (h < 0).any():
+            raise ValueError("sample_weight must be finite, >= 0 and one per value")
+        prefix = np.concatenate([[0.0], np.cumsum(h * xs)])
+        mass = np.concatenate([[0.0], np.cumsum(h)])
     c = np.sort(init_centroids(xs, k, init, np.random.default_rng(seed)).astype(np.float64))
     scale = max(float(xs[-1] - xs[0]), 1e-30)
     for _ in range(max_iter):
         starts, ends = _segments(xs, c)
-        counts = ends - starts
+        counts = ends - starts if sample_weight is None else mass[ends] - mass[starts]
         sums = prefix[ends] - prefix[starts]
-        new = np.where(counts > 0, sums / np.maximum(counts, 1), c)
+        new = np.where(counts > 0, sums / np.where(counts > 0, counts, 1), c)
         new.sort()
         moved = np.max(np.abs(new - c))
         c = new
@@ -165,9 +176,12 @@ class SharedWeights(nn.Module):
 class KMeans:
     """The paper's quantizer (plug-in, conf/quantize/quantizer/kmeans.yaml): per-layer 1-D k-means.
 
-    A quantizer is called as ``quantizer(weight, bits, mask=..., seed=...)`` and returns
-    ``(codebook float32 [2**bits], labels int64 shaped like the weight)``; with a mask (a pruned
-    layer) ``codebook[0]`` must be 0.0 and every pruned position labelled 0 (``share_weights``).
+    A quantizer is called as ``quantizer(weight, bits, mask=..., seed=..., module=..., name=...)``
+    (the layer's module and parameter name, for quantizers that keep per-layer statistics) and
+    returns ``(codebook float32 [2**bits], labels int64 shaped like the weight)``; with a mask (a
+    pruned layer) ``codebook[0]`` must be 0.0 and every pruned position labelled 0
+    (``share_weights``). One that needs data (``needs_data = True``) gets ``prepare(model, specs,
+    batches)`` once before the first layer, as a pruning criterion does.
     """
 
     def __init__(self, init: str = "linear", max_iter: int = 300):
@@ -176,7 +190,7 @@ class KMeans:
         self.init, self.max_iter = init, int(max_iter)
 
     def __call__(self, weight: torch.Tensor, bits: int, mask: torch.Tensor | None = None,
-                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+                 seed: int = 0, **_layer) -> tuple[torch.Tensor, torch.Tensor]:
         return share_weights(weight, bits, mask=mask, init=self.init, seed=seed, max_iter=self.max_iter)
 
 
@@ -193,7 +207,7 @@ def apply_weight_sharing(
     its codebook (trainable)."""
     weight = getattr(module, name)
     quantizer = quantizer or KMeans(init)
-    codebook, labels = quantizer(weight, bits, mask=mask, seed=seed)
+    codebook, labels = quantizer(weight, bits, mask=mask, seed=seed, module=module, name=name)
     p = SharedWeights(codebook.to(weight.device), labels.to(weight.device),
                       None if mask is None else mask.to(weight.device))
     parametrize.register_parametrization(module, name, p, unsafe=True)

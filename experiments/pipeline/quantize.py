@@ -13,6 +13,11 @@ from experiments.errors import UserError
 def storage_quantize_stage(run) -> None:
     """Per-layer weight sharing (``quantize.quantizer``, no fine-tuning): the whole stage in storage-only runs."""
     quantizer = run.plugins["quantize.quantizer"]
+    if getattr(quantizer, "needs_data", False):  # e.g. a Hessian-weighted quantizer: once, before any layer
+        from experiments.pipeline.prune import _batches
+
+        with torch.random.fork_rng(devices=[]):
+            quantizer.prepare(run.model, run.specs, _batches(run))
     for i, (spec, module) in enumerate(run.modules()):
         bits = int(run.value("quantize.bits", spec))
         weights = int(getattr(module, spec.param).numel())
