@@ -326,3 +326,40 @@ def test_evaluate_errors_exit_2_with_one_line(tmp_path):
     r = subprocess.run([PY, "-m", "experiments.evaluate", str(tmp_path / "x.dcz"), "data=fashion_mnist"], cwd=ROOT,
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and f"{tmp_path / 'x.dcz'}: no such file" in r.stderr
+
+
+# ------------------------------------------------------------------------------------------ the network benchmark
+def test_network_benchmark_end_to_end(tmp_path):
+    import csv
+    import json
+
+    from experiments.speedup import network
+
+    out = tmp_path / "net"
+    assert network.main(["--networks", "lenet300", "lenet5", "--reps", "3", "--reps-batch", "3", "--batches", "1",
+                         "2", "--threads", "1", "--warmup", "1", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out / "timings.csv")))
+    assert {(r["network"], r["part"], r["batch"], r["cache"], r["variant"]) for r in rows} == {
+        (n, p, b, c, v) for n in ("lenet300", "lenet5") for p in ("network", "classifier") for b in ("1", "2")
+        for c in ("cold", "warm") for v in network.VARIANTS}
+    assert max(float(r["max_rel_err"]) for r in rows) < 1e-5
+    mem = [r for r in csv.DictReader(open(out / "memory.csv")) if r["scope"] == "network"]
+    assert all(float(r["resident_over_file"]) <= 2 for r in mem)
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["load_avg_start"] and meta["git_commit"] and "GPU" in (out / "tables.md").read_text()
+    assert (out / "fig9_network.png").stat().st_size > 0 and (out / "conv.csv").exists()
+
+
+def test_classifier_is_the_models_fc_chain_and_the_gpu_path_runs_on_cpu():
+    from experiments.speedup import network
+
+    path = LENETS[-1]  # LeNet-5: ip1, ReLU, ip2
+    models = network.load_models(path, "cpu")
+    head, width, names = network.classifier(models["runtime"])
+    assert (width, names) == (800, "ip1+ip2") and isinstance(head[0], CompressedLinear)
+    x = torch.randn(2, 1, 28, 28)
+    with torch.inference_mode():
+        feats = F.max_pool2d(models["dense"].conv2(F.max_pool2d(models["dense"].conv1(x), 2)), 2).flatten(1)
+        _close(head(feats), models["dense"](x))
+    rows = network.bench_device("lenet5", "network", {k: models[k] for k in ("dense", "csr")}, x, 2, 2, 1, "cpu")
+    assert {r["variant"] for r in rows} == {"dense", "csr"} and max(r["max_rel_err"] for r in rows) < 1e-5

@@ -145,9 +145,10 @@ def _blk_rows(blk, bptr, cb, xpad, y, r0, r1, panel_cols, n_out, n_panels):
 
 
 @njit(parallel=True, **_JIT)
-def _blk_mv(blk, bptr, cb, x, start_rows, panel_cols, n_in, n_out, n_panels):
+def _blk_mv(blk, bptr, cb, x, y0, start_rows, panel_cols, n_in, n_out, n_panels):
+    """``y0 + W x`` (``y0``: the bias, or zeros)."""
     xpad = _pad(x, n_in, panel_cols, n_panels, 1)
-    y = np.zeros(n_out, np.float32)
+    y = y0.copy()
     n_chunks = start_rows.size
     for c in prange(n_chunks):
         r1 = start_rows[c + 1] if c + 1 < n_chunks else n_out
@@ -156,10 +157,10 @@ def _blk_mv(blk, bptr, cb, x, start_rows, panel_cols, n_in, n_out, n_panels):
 
 
 @njit(**_JIT)
-def _blk_mv1(blk, bptr, cb, x, panel_cols, n_in, n_out, n_panels):
+def _blk_mv1(blk, bptr, cb, x, y0, panel_cols, n_in, n_out, n_panels):
     """``_blk_mv`` on the calling thread (small layers: no parallel region to start)."""
     xpad = _pad(x, n_in, panel_cols, n_panels, 1)
-    y = np.zeros(n_out, np.float32)
+    y = y0.copy()
     _blk_rows(blk, bptr, cb, xpad, y, 0, n_out, panel_cols, n_out, n_panels)
     return y
 
@@ -232,6 +233,8 @@ class BlockWeights:
         self.blocks, self.bptr = pack_blocks(labels, self.panel_cols)
         per_row = np.diff(self.bptr.astype(np.int64)).reshape(self.n_panels, o).sum(axis=0) if o else np.zeros(0)
         self.start_rows = balanced_start_rows(per_row, n_threads)
+        self.serial = self.nbytes <= SERIAL_BYTES
+        self._zeros = np.zeros(o, np.float32)
 
     @property
     def nbytes(self) -> int:
@@ -244,11 +247,13 @@ class BlockWeights:
         return (8 * block_count(labels, pc, nz) + 4 * (max(1, -(-n // pc)) * o + 1) + 4 * codebook_size
                 + 8 * len(balanced_start_rows(np.ones(max(o, 1)), n_threads)))
 
-    def mv(self, x: np.ndarray) -> np.ndarray:
-        if self.nbytes <= SERIAL_BYTES or get_num_threads() == 1:
-            return _blk_mv1(self.blocks, self.bptr, self.codebook, x, self.panel_cols, self.shape[1], self.shape[0],
-                            self.n_panels)
-        return _blk_mv(self.blocks, self.bptr, self.codebook, x, self.start_rows, self.panel_cols,
+    def mv(self, x: np.ndarray, y0: np.ndarray | None = None) -> np.ndarray:
+        """``y0 + W x``; ``y0`` (the bias: added in the kernel) defaults to zeros."""
+        y0 = self._zeros if y0 is None else y0
+        if self.serial or get_num_threads() == 1:
+            return _blk_mv1(self.blocks, self.bptr, self.codebook, x, y0, self.panel_cols, self.shape[1],
+                            self.shape[0], self.n_panels)
+        return _blk_mv(self.blocks, self.bptr, self.codebook, x, y0, self.start_rows, self.panel_cols,
                        self.shape[1], self.shape[0], self.n_panels)
 
     def mm(self, X: np.ndarray) -> np.ndarray:

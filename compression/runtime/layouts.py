@@ -69,9 +69,9 @@ def _stream_dense(sym, gap, cb, chunks, panel_cols, n_in, n_out):
 
 
 @njit(**_JIT)
-def _rel_mv1(sym, gap, gap64, cb, x, chunks, panel_cols, n_in, n_out, swar, check_allmax, allmax):
-    """``compression.kernels._rel_mv`` on the calling thread (small layers: no parallel region)."""
-    y = np.zeros(n_out, np.float32)
+def _rel_mv1(sym, gap, gap64, cb, x, y0, chunks, panel_cols, n_in, n_out, swar, check_allmax, allmax):
+    """``y0 +`` ``compression.kernels._rel_mv`` on the calling thread (small layers: no parallel region)."""
+    y = y0.copy()
     for c in range(chunks.shape[1]):
         for b in range(chunks.shape[0]):
             c0 = b * panel_cols
@@ -94,6 +94,8 @@ class StreamWeights:
         self.kernel = RelativeLayer(symbols, gaps, codebook, self.shape, self.bits, n_threads,
                                     panel_cols=l1_block_cols(self.shape[1]))
         self.codebook = self.kernel.codebook
+        self.serial = self.nbytes <= SERIAL_BYTES
+        self._zeros = np.zeros(self.shape[0], np.float32)
 
     @property
     def nbytes(self) -> int:
@@ -110,12 +112,16 @@ class StreamWeights:
         return ((1 + sym_bytes) * entries + 4 * codebook_size + 32 * max(1, -(-n // pc)) * max(1, int(n_threads)),
                 entries)
 
-    def mv(self, x: np.ndarray) -> np.ndarray:
+    def mv(self, x: np.ndarray, y0: np.ndarray | None = None) -> np.ndarray:
+        """``y0 + W x``; ``y0`` (the bias) defaults to zeros."""
         k = self.kernel
-        if self.nbytes <= SERIAL_BYTES or get_num_threads() == 1:
-            return _rel_mv1(k.symbols, k.gaps, k.gap64, k.codebook, x, k.chunks, k.panel_cols, self.shape[1],
-                            self.shape[0], k.swar, k.check_allmax, k.allmax)
-        return k.mv(x)
+        if self.serial or get_num_threads() == 1:
+            return _rel_mv1(k.symbols, k.gaps, k.gap64, k.codebook, x, self._zeros if y0 is None else y0, k.chunks,
+                            k.panel_cols, self.shape[1], self.shape[0], k.swar, k.check_allmax, k.allmax)
+        y = k.mv(x)
+        if y0 is not None:
+            y += y0
+        return y
 
     def mm(self, X: np.ndarray) -> np.ndarray:
         return self.kernel.mm(np.asarray(X, dtype=np.float32))
