@@ -34,10 +34,10 @@ from torch.nn import functional as F
 from compression.runtime.im2col import im2col
 
 MAX_UNFOLD_BYTES = 256 << 20
-# How "auto" measures: each way is run once untimed (warm-up), then timed REPS times, and the
-# fastest run counts (on a shared machine the minimum is the least disturbed); a first sparse run
-# slower than SLOWER x the dense time ends the measurement early; a dense call longer than LONG_S
-# is timed once (one conv layer of VGG-16 at batch 64 takes seconds).
+# How "auto" measures: each way is run once untimed (warm-up), then both are timed REPS times,
+# alternating, and the fastest call of each counts (on a shared machine the minimum is the least
+# disturbed). A sparse warm-up slower than SLOWER x the dense one ends the measurement early; a
+# dense call longer than LONG_S is timed once (a conv layer of VGG-16 at batch 64 takes seconds).
 MEASURE = {"reps": 3, "slower": 3.0, "long_s": 0.05}
 
 
@@ -173,23 +173,20 @@ class CompressedConv2d(nn.Module):
             return y, time.perf_counter() - t0
 
         self._warm()
-        y, t = timed(self.forward_dense)
-        reps = 1 if t > MEASURE["long_s"] else MEASURE["reps"]  # a long call varies little: time it once
-        td = []
-        for _ in range(reps):
-            y, t = timed(self.forward_dense)
-            td.append(t)
-        t_dense = min(td)
+        y, t_dense = timed(self.forward_dense)  # untimed warm-up (first calls at a shape allocate)
         if self.unfolded_bytes(x) > MAX_UNFOLD_BYTES:
             return y, "dense", {"dense_s": t_dense, "sparse_s": None}
-        ys, t = timed(self.forward_sparse)  # untimed warm-up, unless already hopeless
-        if t > MEASURE["slower"] * t_dense:
-            return y, "dense", {"dense_s": t_dense, "sparse_s": t}
-        ts = []
-        for _ in range(reps):
+        ys, t_sparse = timed(self.forward_sparse)
+        if t_sparse > MEASURE["slower"] * t_dense:  # hopeless: do not spend more calls on it
+            return y, "dense", {"dense_s": t_dense, "sparse_s": t_sparse}
+        reps = 1 if t_dense > MEASURE["long_s"] else MEASURE["reps"]  # a long call varies little
+        td, ts = [], []
+        for _ in range(reps):  # alternating, so that a burst of load hits both ways alike
+            y, t = timed(self.forward_dense)
+            td.append(t)
             ys, t = timed(self.forward_sparse)
             ts.append(t)
-        t_sparse = min(ts)
+        t_dense, t_sparse = min(td), min(ts)
         way = "sparse" if t_sparse < t_dense else "dense"
         return (ys if way == "sparse" else y), way, {"dense_s": t_dense, "sparse_s": t_sparse}
 

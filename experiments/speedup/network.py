@@ -127,6 +127,8 @@ def bench_cpu(net, part, models, x, batch, threads, caches, reps, warmup, budget
             t0 = time.perf_counter()
             outs = {v: f() for v, f in fns.items()}
             per_call = (time.perf_counter() - t0) / len(fns)  # the last round's
+            if per_call > 1.0:  # calls of seconds (VGG-16 at batch 64): one round warms them
+                break
         errs = {v: max_rel_err(y, outs["dense"]) for v, y in outs.items()}
         reps = max(3, min(reps, int(budget_s / max(per_call * len(fns), 1e-9))))
         rows = []
@@ -230,13 +232,6 @@ def conv_rows(net, runtime) -> list[dict]:
     return out
 
 
-def _git() -> dict:
-    from experiments.results import git_info
-
-    g = git_info(Path(__file__).resolve().parents[2])
-    return {"git_commit": g.get("git_commit"), "git_dirty": g.get("git_dirty")}
-
-
 def wait_for_quiet(max_load: float | None, wait_s: float) -> dict:
     t0 = time.time()
     while max_load is not None and os.getloadavg()[0] > max_load and time.time() - t0 < wait_s:
@@ -252,9 +247,10 @@ def main(argv=None) -> int:
     import numba
     import torch
 
+    from compression.container import inspect
     from compression.kernels import set_threads
     from experiments.speedup import bench
-    from experiments.speedup.__main__ import write_csv
+    from experiments.speedup.__main__ import _git, write_csv
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -262,7 +258,7 @@ def main(argv=None) -> int:
     quiet = wait_for_quiet(args.max_load, args.wait)
     device = args.device or ("cuda" if torch.cuda.is_available() else None)
     meta = {"command": " ".join(["python", "-m", "experiments.speedup.network", *(argv or sys.argv[1:])]),
-            "started": _dt.datetime.now().isoformat(timespec="seconds"), **quiet, **_git(),
+            "started": _dt.datetime.now().isoformat(timespec="seconds"), **quiet, **_git(),  # as the per-layer run
             "files": {n: str(p) for n, p in paths.items()}, "threads": args.threads, "batches": args.batches,
             "caches": args.caches, "reps_batch1": args.reps, "reps_larger_batch": args.reps_batch,
             "budget_s": args.budget_s, "warmup": args.warmup, "cpu": bench.cpu_info(),
@@ -278,7 +274,7 @@ def main(argv=None) -> int:
     for net, path in paths.items():
         models = load_models(path)
         mem += memory_rows(net, path, models["runtime"], models["csr"])
-        shape = input_shape(_meta(path))
+        shape = input_shape(inspect(path, decode=False)["meta"])
         heads = {v: classifier(m) for v, m in models.items()}
         for threads in args.threads:
             torch.set_num_threads(threads)
@@ -316,12 +312,6 @@ def main(argv=None) -> int:
         figure(rows, out, meta)
     print(f"wrote {out}/ in {meta['wall_s']} s; load average {meta['load_avg_end'][0]:.2f} at the end")
     return 0
-
-
-def _meta(path) -> dict:
-    from compression.container import inspect
-
-    return inspect(path, decode=False)["meta"]
 
 
 def _print(rows) -> None:
