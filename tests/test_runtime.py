@@ -103,8 +103,8 @@ def test_plan_takes_the_smallest_then_speeds_up_fc_layers_within_the_budget():
     layers = [{"key": "fc.weight", "kind": "fc", "parts": [fc], "codebook_size": cb.size},
               {"key": "conv.weight", "kind": "conv", "parts": [conv], "codebook_size": cb.size}]
     sizes = {L["key"]: candidates(L["parts"], cb.size) for L in layers}
-    smallest = {k: min(s, key=s.get) for k, s in sizes.items()}
-    assert plan(layers, 1, budget=0.0) == smallest  # no room: the smallest everywhere
+    smallest = {k: next(v for v, b in s.items() if b <= 1.02 * min(s.values())) for k, s in sizes.items()}
+    assert plan(layers, 1, budget=0.0) == smallest  # no room: the smallest (the fastest within 2 %) everywhere
     free = plan(layers, 1, budget=float("inf"))
     assert free["fc.weight"] == "blocks"  # room: the fastest for fc layers
     assert free["conv.weight"] == smallest["conv.weight"]  # conv layers keep the smallest

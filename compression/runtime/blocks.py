@@ -1,7 +1,8 @@
 """Weight-grouped blocks packed into one 64-bit word each: the runtime's faster layout.
 
-The layout of :class:`compression.kernels.GroupedLayer` (the inputs that share a codebook
-weight are summed first and multiplied once), made small enough to live in memory instead of the
+The layout of :class:`compression.kernels.GroupedLayer`: with weight sharing (DC section 3) a row's
+product is ``y_r = sum_k c_k * (sum of x_j over the row's weights with symbol k)``, so the inputs
+that share a codebook weight are summed first and multiplied once; made small enough to live in memory instead of the
 file's stream: a block is one ``uint64`` holding five 11-bit column indices (bits 0-54, local to
 a column panel of at most 2,047 inputs) and the 9-bit codebook symbol (bits 55-63). That is 1.6
 bytes per stored slot against 2.25 for ``GroupedLayer``'s four uint16 indices and a symbol byte,

@@ -12,9 +12,10 @@ Three layouts, all built once from the file's codebook and labels and never expa
   its kernel does about half the loads of the stream's, and was 1.6-2.4x faster per fc layer at
   batch 1 here).
 
-The rule (:func:`plan`): every layer first takes its smallest layout; then the fc layers, largest
-first, each take the fastest layout that keeps the weights' resident bytes within ``budget`` x
-the file's bytes (default 1.95; the runtime's target is at most 2x). Fastest: ``blocks``, then
+The rule (:func:`plan`): every layer first takes its smallest layout (the fastest of those within
+2 % of it); then the fc layers, largest first, each take the fastest layout that keeps the
+weights' resident bytes within ``budget`` x the file's bytes (default 1.95; the runtime's target
+is at most 2x). Fastest: ``blocks``, then
 ``stream5`` (unless it holds 1.8x the entries of ``stream8``), then ``stream8``. Conv layers keep
 their smallest layout: most run dense-decoded (:mod:`compression.runtime.modules`). Codebooks of
 more than 512 entries cannot use ``blocks``.
@@ -34,6 +35,7 @@ from compression.sparse_format import encode_relative
 GAP_BITS = (5, 8)  # compression.kernels.SWAR_MAX_BITS, and the widest uint8 gap
 WIDE_COST = 1.8  # time per entry of the 8-bit stream over the 5-bit one (see the module docstring)
 DEFAULT_BUDGET = 1.95
+NEAR = 1.02  # layouts within 2 % of the smallest count as the smallest
 _u = np.uint64
 
 
@@ -169,7 +171,8 @@ def plan(layers: list[dict], file_bytes: int, budget: float = DEFAULT_BUDGET, n_
     ``extra_bytes``: what else the runtime keeps resident (biases, ...). Returns ``{key: layout}``.
     """
     sizes = {L["key"]: candidates(L["parts"], L["codebook_size"], n_threads) for L in layers}
-    choice = {k: min(s, key=s.get) for k, s in sizes.items()}
+    # the smallest; of layouts within NEAR of it, the fastest (stream5 over stream8 for 0.1 % more fillers)
+    choice = {k: next(v for v, b in s.items() if b <= NEAR * min(s.values())) for k, s in sizes.items()}
     total = extra_bytes + sum(sizes[k][v] for k, v in choice.items())
     limit = budget * file_bytes if math.isfinite(budget) else math.inf
     for L in sorted((L for L in layers if L["kind"] == "fc"), key=lambda L: -min(sizes[L["key"]].values())):
