@@ -363,7 +363,8 @@ def _validate_header(header) -> list[tuple[str, int]]:
         keys.append(key)
     for r in header["raw"]:
         if not (isinstance(r, dict) and isinstance(r.get("key"), str) and isinstance(r.get("shape"), list)
-                and all(_is_int(s) for s in r["shape"]) and r.get("dtype") in _RAW_DTYPES):
+                and all(_is_int(s) for s in r["shape"]) and isinstance(r.get("dtype"), str)
+                and r["dtype"] in _RAW_DTYPES):
             raise ValueError("bad raw tensor entry")
         sections.append((f"raw {r['key']!r}", _raw_nbytes(r)))
         keys.append(r["key"])
