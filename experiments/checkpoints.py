@@ -13,6 +13,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import socket
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -24,6 +28,7 @@ from compression.lowrank import LowRank
 from compression.prune import current_mask
 from compression.quantize import SharedWeights
 from compression.specs import LayerSpec, module_of
+from experiments.errors import UserError
 from experiments.models.state import clean_state_dict
 
 log = logging.getLogger(__name__)
@@ -69,6 +74,76 @@ def restore(model: nn.Module, specs: list[LayerSpec], snap: dict) -> None:
         parametrize.register_parametrization(module, s.param, p, unsafe=True)
         with torch.no_grad():
             module.parametrizations[s.param].original.copy_(v["codebook"])
+
+
+class RunBusy(UserError):
+    """Another process holds the run folder: the same command is running."""
+
+
+class RunLock:
+    """One writer per run folder: an exclusive ``flock`` on ``<run dir>/.lock`` for the whole run.
+
+    A second process with the same command (the same folder) ends at once naming the holder; it never
+    trains a duplicate or writes a second row. The kernel drops the lock when its process ends, however it
+    ends (SIGKILL included), so a killed run never leaves a stale lock: the same command then resumes it.
+    Only global rank 0 locks (the other DDP ranks are the same run). Without ``fcntl`` (Windows) no lock.
+    """
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / ".lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        if not _env_rank_zero():
+            return self
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _holder(fd)
+            os.close(fd)
+            folder = self.path.parent
+            raise RunBusy(f"{folder} is in use by {holder}: the same command is running. Wait for it to finish "
+                          f"(then this command reports its row), stop it, or give this run its own folder "
+                          f"(hydra.run.dir=...)") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                                 "command": " ".join(sys.argv)}).encode())
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, from what it wrote into the lock file (it may not have written yet)."""
+    for _ in range(20):
+        try:
+            info = json.loads(os.pread(fd, 4096, 0).decode() or "null")
+        except (OSError, ValueError):
+            info = None
+        if info:
+            return (f"process {info.get('pid')} on {info.get('host')} (started {info.get('started')}: "
+                    f"{info.get('command')})")
+        time.sleep(0.05)
+    return "another process"
+
+
+def _env_rank_zero() -> bool:
+    """Global rank 0 from the environment, as Lightning reads it (RANK, LOCAL_RANK, SLURM_PROCID, ...)."""
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
+        if key in os.environ:
+            return os.environ[key] == "0"
+    return True
 
 
 def is_rank_zero() -> bool:

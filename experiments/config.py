@@ -2,8 +2,9 @@
 
 Types and key names are enforced by Hydra/OmegaConf when the YAML files are merged into these
 dataclasses. ``validate(cfg)`` turns the composed config into them (running each
-``__post_init__`` range check) before any data is loaded; the ``RunConf`` it returns is the
-config every stage reads.
+``__post_init__`` range check) before any data is loaded, and refuses keys the schema lacks however
+they were added (``+dense.epoch=3`` bypasses Hydra's check); the ``RunConf`` it returns is the
+config every stage reads. ``run.py`` calls it through ``experiments.gate`` before the run starts.
 
 Plug-ins are open nodes with a ``_target_`` (a class or function) and its keyword arguments:
 ``data``, ``model``, ``logger``, ``prune.criterion``, ``quantize.quantizer``, ``encode.coder``,
@@ -30,11 +31,13 @@ A group whose ``enabled`` is false means nothing beyond that.
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from experiments.errors import UserError
 
@@ -59,17 +62,41 @@ def _per_layer_default(value: Any) -> Any:
 
 
 def _check_per_layer(key: str, values: Dict[str, Any], ok, rule: str) -> None:
-    _check(len(values) > 0, key, dict(values), "a per-layer dict needs at least one entry (a layer, a kind, or '*')")
+    _check(len(values) > 0, key, dict(values),
+           f"a per-layer dict needs at least one entry (a layer name, a kind or '*'), e.g. '{key}={{*:...}}'; "
+           f"leave {key} out to keep the experiment's values")
     for k, v in values.items():
         _check(ok(v), f"{key}.{k}", v, rule)
 
 
 NOT_RESULT = _meta(result=False)
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu", "hpu")
+PRECISIONS = ("transformer-engine", "transformer-engine-float16", "16-true", "16-mixed", "bf16-true", "bf16-mixed",
+              "32-true", "64-true", "16", "32", "64", "bf16")
+SCHEDULES = ("cosine", "step", "constant")
+
+
+def _limit_ok(v: Any) -> bool:
+    """Lightning's limit_*_batches: a fraction of the epoch (float in [0, 1]) or a number of batches (int >= 0)."""
+    if isinstance(v, bool):
+        return False
+    return (isinstance(v, int) and v >= 0) or (isinstance(v, float) and 0.0 <= v <= 1.0)
+
+
+def _devices_ok(v: Any) -> bool:
+    if isinstance(v, bool):
+        return False
+    if isinstance(v, int):
+        return v >= 1 or v == -1
+    if isinstance(v, str):
+        return v == "auto" or all(p.strip().lstrip("-").isdigit() for p in v.split(",") if p.strip())
+    return isinstance(v, (list, tuple)) and all(isinstance(i, int) and i >= 0 for i in v)
 
 
 @dataclass
 class TrainerConf:
-    """Passed to ``pytorch_lightning.Trainer`` (plus max_epochs set per stage)."""
+    """Passed to ``pytorch_lightning.Trainer`` (plus max_epochs set per stage); ``epochs_cap`` and
+    ``threads`` are ours, not Lightning arguments."""
     accelerator: str = "cpu"
     devices: Any = 1
     strategy: str = "auto"
@@ -83,10 +110,28 @@ class TrainerConf:
     log_every_n_steps: int = field(default=50, metadata=NOT_RESULT)
     num_sanity_val_steps: int = 0
     epochs_cap: Optional[int] = None   # not a Lightning argument: caps every stage's epochs (smoke tests)
+    # Not a Lightning argument: torch's intra- and inter-op threads and numba's for this run (0 = every
+    # usable core); parallel sweep jobs divide the usable cores (experiments/pipeline/plan.py, set_threads).
+    # It changes float summation order, not the recipe: the row records the counts under "machine"
+    # (docs/cli.md). The default is measured (benchmarks/bench_threads.py).
+    threads: int = field(default=1, metadata=NOT_RESULT)
 
     def __post_init__(self):
         _check(self.num_nodes >= 1, "trainer.num_nodes", self.num_nodes, "must be >= 1")
         _check(self.epochs_cap is None or self.epochs_cap >= 1, "trainer.epochs_cap", self.epochs_cap, "must be >= 1")
+        _check(self.threads >= 0, "trainer.threads", self.threads, "must be >= 0 (0 = every usable core)")
+        _check(self.accelerator in ACCELERATORS, "trainer.accelerator", self.accelerator,
+               f"must be one of {', '.join(ACCELERATORS)}")
+        _check(str(self.precision) in PRECISIONS, "trainer.precision", self.precision,
+               f"must be one of {', '.join(PRECISIONS)}")
+        _check(_devices_ok(self.devices), "trainer.devices", self.devices,
+               "must be a count >= 1, -1 (all), 'auto', or a list of device indices")
+        for k in ("limit_train_batches", "limit_val_batches", "limit_test_batches"):
+            _check(_limit_ok(getattr(self, k)), f"trainer.{k}", getattr(self, k),
+                   "must be a fraction of the epoch in [0.0, 1.0] or a number of batches >= 0")
+        _check(self.log_every_n_steps >= 1, "trainer.log_every_n_steps", self.log_every_n_steps, "must be >= 1")
+        _check(self.num_sanity_val_steps >= -1, "trainer.num_sanity_val_steps", self.num_sanity_val_steps,
+               "must be >= 0, or -1 (the whole validation set)")
 
 
 @dataclass
@@ -104,8 +149,9 @@ class DenseConf:
         _check(self.lr > 0, "dense.lr", self.lr, "must be > 0")
         _check(0 <= self.momentum < 1, "dense.momentum", self.momentum, "must be in [0, 1)")
         _check(self.weight_decay >= 0, "dense.weight_decay", self.weight_decay, "must be >= 0")
-        _check(self.schedule in ("cosine", "step", "constant"), "dense.schedule", self.schedule,
-               "must be one of cosine, step, constant")
+        _check(self.schedule in SCHEDULES, "dense.schedule", self.schedule, "must be one of cosine, step, constant")
+        _check(self.step_size >= 1, "dense.step_size", self.step_size, "must be >= 1")
+        _check(self.gamma > 0, "dense.gamma", self.gamma, "must be > 0")
 
 
 def _distilling(g: dict, _config: dict) -> bool:
@@ -159,7 +205,9 @@ class PruneConf:
         _check(self.rounds >= 1, "prune.rounds", self.rounds, "must be >= 1")
         _check(self.epochs_per_round >= 0, "prune.epochs_per_round", self.epochs_per_round, "must be >= 0")
         _check(self.lr_scale > 0, "prune.lr_scale", self.lr_scale, "must be > 0")
+        _check(self.schedule in SCHEDULES, "prune.schedule", self.schedule, "must be one of cosine, step, constant")
         _check(self.regularization in ("l1", "l2"), "prune.regularization", self.regularization, "must be l1 or l2")
+        _check(self.l1 >= 0, "prune.l1", self.l1, "must be >= 0")
         _check(0 <= self.distill <= 1, "prune.distill", self.distill, "must be in [0, 1] (0 = off)")
         _check(self.distill_temperature > 0, "prune.distill_temperature", self.distill_temperature, "must be > 0")
 
@@ -191,6 +239,9 @@ class QuantizeConf:
         _check_per_layer("quantize.bits", self.bits, lambda v: 0 <= v <= 16, "must be in 0..16 (0 = unquantized)")
         _check(self.epochs >= 0, "quantize.epochs", self.epochs, "must be >= 0")
         _check(self.lr > 0, "quantize.lr", self.lr, "must be > 0")
+        _check(0 <= self.momentum < 1, "quantize.momentum", self.momentum, "must be in [0, 1)")
+        _check(self.weight_decay >= 0, "quantize.weight_decay", self.weight_decay, "must be >= 0")
+        _check(self.schedule in SCHEDULES, "quantize.schedule", self.schedule, "must be one of cosine, step, constant")
         _check(0 <= self.distill <= 1, "quantize.distill", self.distill, "must be in [0, 1] (0 = off)")
         _check(self.distill_temperature > 0, "quantize.distill_temperature", self.distill_temperature, "must be > 0")
 
@@ -308,11 +359,81 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="base_config", node=RunConf)
 
 
+def _groups(cls=RunConf, prefix: str = ""):
+    """(dotted key, schema class) of every schema group (a dataclass field), the root first."""
+    yield prefix, cls
+    for f in dataclasses.fields(cls):
+        t = typing.get_type_hints(cls)[f.name]
+        if dataclasses.is_dataclass(t):
+            yield from _groups(t, f"{prefix}{f.name}.")
+
+
+def per_layer_keys() -> list[str]:
+    """The per-layer dicts (``per_layer=True``): ``prune.density``, ``quantize.bits``, ..."""
+    return [f"{prefix}{f.name}" for prefix, cls in _groups() for f in dataclasses.fields(cls)
+            if f.metadata.get("per_layer")]
+
+
+def schema_class(key: str):
+    """The schema class of the group at dotted ``key`` ('' = the root), or None if it is not a group."""
+    return dict((p.rstrip("."), c) for p, c in _groups()).get(key)
+
+
+def unknown_keys(cfg: DictConfig) -> list[tuple[str, list[str]]]:
+    """Keys of ``cfg`` that the schema does not have, however they got there (``+key=...`` bypasses
+    Hydra's struct check): (dotted key, the group's keys closest to it). Open nodes (plug-ins) and
+    per-layer dicts are not schema groups: their keys are checked against their target or the model."""
+    import difflib
+
+    out = []
+    for prefix, cls in _groups():
+        node = OmegaConf.select(cfg, prefix.rstrip("."), default=None) if prefix else cfg
+        if not isinstance(node, DictConfig):
+            continue
+        names = [f.name for f in dataclasses.fields(cls)]
+        for k in node.keys():
+            if k not in names and not (not prefix and k == "hydra"):
+                out.append((f"{prefix}{k}", [prefix + m for m in difflib.get_close_matches(str(k), names, n=3)]))
+    return out
+
+
+def _unknown_key_error(cfg: DictConfig) -> UserError | None:
+    bad = unknown_keys(cfg)
+    if not bad:
+        return None
+    key, close = bad[0]
+    value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
+    shown = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
+    group = key.rpartition(".")[0]
+    names = ", ".join(f.name for f in dataclasses.fields(schema_class(group)))
+    hint = UNKNOWN_KEY_HINTS.get(key) or (f"did you mean {' or '.join(close)}?" if close else
+                                          f"{group or 'the top level'} has no such key (its keys: {names})")
+    return UserError(f"unknown config key {key} (value {shown!r}): {hint}")
+
+
+# Keys users reach for that the schema deliberately lacks, and what to write instead.
+UNKNOWN_KEY_HINTS = {
+    "trainer.max_epochs": "each stage sets its own epochs (dense.epochs, prune.epochs_per_round, quantize.epochs, "
+                          "lowrank.epochs); trainer.epochs_cap=N caps them all",
+    "trainer.max_steps": "each stage sets its own epochs; trainer.limit_train_batches=N caps the batches per epoch",
+}
+
+
+def omegaconf_message(e: Exception) -> str:
+    """OmegaConf's multi-line error as one line that names the key."""
+    msg = str(getattr(e, "msg", None) or e).strip().splitlines()[0]
+    key = getattr(e, "full_key", None)
+    return f"{key}: {msg}" if key and key not in msg else msg
+
+
 def validate(cfg: DictConfig) -> RunConf:
-    """Instantiate the schema dataclasses (running their range checks)."""
+    """Instantiate the schema dataclasses (running their range checks); keys the schema lacks are errors."""
+    err = _unknown_key_error(cfg)
+    if err is not None:
+        raise err
     try:
         return OmegaConf.to_object(cfg)
     except UserError:
         raise
     except Exception as e:  # OmegaConf validation errors name the key
-        raise UserError(f"invalid config: {e}") from e
+        raise UserError(f"invalid config: {omegaconf_message(e)}") from None

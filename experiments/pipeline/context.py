@@ -1,11 +1,12 @@
 """The run context every stage works on: config, data, model and its layer specs, trainer factory,
-and the growing results row."""
+and the growing results row. Its checked part, made before anything is written, is ``plan.Plan``."""
 
 from __future__ import annotations
 
 import logging
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -14,53 +15,45 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from compression.specs import LayerSpec, SpecError, module_of, per_layer, specs_of, unknown_keys
+from compression.specs import LayerSpec, module_of
 from experiments.analysis.stats import pack_correct
 from experiments.canonical import same_result_config
 from experiments.checkpoints import Progress, last_checkpoint, restore
 from experiments.classifier import LitClassifier
-from experiments.config import validate
 from experiments.errors import UserError
 from experiments.models import build_model
 from experiments.models.state import param_counts
-from experiments.plugins import build_all
-from experiments.results import git_info, new_run_id
+from experiments.pipeline.plan import Plan
+from experiments.results import git_info, machine_info, new_run_id
 
 log = logging.getLogger(__name__)
 # Lightning repeats "GPU available: False ..." for every Trainer; keep warnings only.
 logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
 logging.getLogger("lightning.pytorch.utilities.rank_zero").setLevel(logging.WARNING)
+# Lightning 2.5 builds torch's deprecated LeafSpec in its own pytree helper at every step: the warning
+# is about Lightning's code, not ours, and printed on every run it would teach users to ignore warnings.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning,
+                        module=r"pytorch_lightning\.utilities\._pytree")
 
 Distill = tuple  # (teacher model, loss weight, temperature): see Run.distill
 
 
-class Run:
+def _gpus() -> list[str]:
+    try:
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] \
+            if torch.cuda.is_available() else []
+    except Exception:  # a broken driver must not stop a CPU run
+        return []
+
+
+class Run(Plan):
     """Everything one run needs. ``conf`` is the validated, typed config the stages read."""
 
     def __init__(self, cfg: DictConfig):
-        self.cfg = cfg
-        self.conf = conf = validate(cfg)
+        super().__init__(cfg)
+        conf = self.conf
         ck = conf.model.get("checkpoint")
-        if conf.sweep and ck and not Path(ck).is_file():
-            raise UserError(f"sweep {conf.sweep!r} starts from model.checkpoint={ck}, which does not exist: run "
-                            f"`python run.py +experiment={conf.experiment}` first (it saves dense.pt and pruned.pt "
-                            f"in outputs/{conf.experiment}/default/), or pass model.checkpoint=PATH")
         self.out_dir = Path(conf.paths.output_dir)
-        pl.seed_everything(conf.seed, workers=True, verbose=False)
-        self.storage_only = bool(conf.storage_only)
-        self.dm = instantiate(cfg.data, seed=conf.seed)
-        if not self.storage_only:  # storage-only runs read only the data's shape, never the data
-            self.dm.setup("fit")  # missing data fails here, before any training
-        self.shape = dict(num_classes=self.dm.num_classes, in_channels=self.dm.in_channels,
-                          image_size=self.dm.image_size)
-        self.model = build_model(conf.model, self.shape)
-        try:
-            self.specs: list[LayerSpec] = specs_of(self.model)
-        except SpecError as e:
-            raise UserError(str(e)) from None
-        self.names = [s.name for s in self.specs]
-        self._check_layer_keys()
-        self.plugins = build_all(conf)  # criterion, quantizer, coder, low-rank method: arguments checked now
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.row = {
             "schema": 1, "experiment": conf.experiment, "sweep": conf.sweep, "run_id": conf.run_id or new_run_id(),
@@ -70,6 +63,7 @@ class Run:
                               ("pretrained" if conf.model.get("pretrained") else
                                ("initialized" if self.storage_only else "trained")),
             **({"checkpoint_sha256": _sha256(ck)} if ck else {}),
+            "machine": self.machine(),
             "config": OmegaConf.to_container(cfg, resolve=True),
             "metrics": {}, "params": param_counts(self.model, self.specs), "layers": [],
             "time_s": {}, "artifacts": {},
@@ -83,6 +77,9 @@ class Run:
             self.row["resumed"] = self.row.get("resumed", 0) + 1
             if git_now["git_commit"] != self.row["git_commit"] or git_now["git_dirty"]:
                 self.row["git_dirty"] = True  # code changed between the start and the resume
+            here = self.machine()
+            if _same_machine(self.row.get("machine"), here) is False:  # resumed elsewhere: both shaped the numbers
+                self.row.setdefault("machine_resumed", []).append(here)
             restore(self.model, self.specs, state["model"])
             log.info("resuming %s after unit %r", self.row["run_id"], self.progress.units[-1])
 
@@ -100,38 +97,11 @@ class Run:
         if self.progress.started_config() is None:
             self.progress.start(self.row["config"])
 
-    def per_layer_dicts(self) -> list[tuple[str, dict]]:
-        """The per-layer dicts this run reads: (config key, values)."""
-        c = self.conf
-        out = []
-        if c.prune.enabled and c.prune.method == "density" and c.prune.uniform_density is None:
-            out.append(("prune.density", c.prune.density))
-        if c.prune.enabled and c.prune.method == "quality":
-            out.append(("prune.quality", c.prune.quality))
-        if c.quantize.enabled:
-            out.append(("quantize.bits", c.quantize.bits))
-        if c.encode.enabled or (c.prune.enabled and not self.storage_only):
-            out.append(("encode.index_bits", c.encode.index_bits))
-        return out
-
-    def _check_layer_keys(self) -> None:
-        """Per-layer dicts name only this model's layers or kinds, and give every layer a value
-        (a typo must fail now, not after training)."""
-        for key, values in self.per_layer_dicts():
-            bad = unknown_keys(values, self.specs)
-            if bad:
-                raise UserError(f"{key} names unknown layer(s) {bad}; {self.conf.model['name']} has layers "
-                                f"{self.names} (or use a kind: conv, fc, recurrent, embedding, or '*')")
-            for s in self.specs:
-                self.value(key, s)
-
-    def value(self, key: str, spec: LayerSpec):
-        """A per-layer setting (``prune.density``, ``quantize.bits``, ...) for one layer: name, kind, '*'."""
-        group, name = key.split(".")
-        try:
-            return per_layer(getattr(getattr(self.conf, group), name), spec, key)
-        except KeyError as e:
-            raise UserError(e.args[0]) from None
+    def machine(self) -> dict:
+        """What shapes this run's numbers beyond its config (docs/cli.md): threads, CPU, GPUs, versions."""
+        m = machine_info(self.threads, _gpus())
+        m["versions"]["torch"] = torch.__version__  # the build (+cpu, +cu130), not only the release
+        return m
 
     def modules(self) -> list[tuple[LayerSpec, nn.Module]]:
         return [(s, module_of(self.model, s)) for s in self.specs]
@@ -164,7 +134,8 @@ class Run:
 
     def trainer_kwargs(self) -> dict:
         t = OmegaConf.to_container(self.cfg.trainer, resolve=True)
-        t.pop("epochs_cap", None)
+        t.pop("epochs_cap", None)  # ours, not Lightning's
+        t.pop("threads", None)
         return t
 
     def trainer(self, stage: str, max_epochs: int) -> pl.Trainer:
@@ -235,6 +206,14 @@ def _single_process() -> bool:
     import torch.distributed as dist
 
     return not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1)
+
+
+def _same_machine(a: dict | None, b: dict) -> bool | None:
+    """Whether two rows' machines would give the same numbers (the load average aside); None if unknown."""
+    if not a:
+        return None
+    strip = lambda m: {k: v for k, v in m.items() if k != "load_avg_start"}  # noqa: E731
+    return strip(a) == strip(b)
 
 
 def _sha256(path: str) -> str | None:

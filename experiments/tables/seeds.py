@@ -9,6 +9,7 @@ import pandas as pd
 from experiments import paper_values as pv
 from experiments.analysis import rows as R
 from experiments.analysis.stats import stage_delta
+from experiments.results import machine_label
 from experiments.tables.cells import NA, get
 from experiments.tables.choice import Choice
 from experiments.tables.render import Table
@@ -36,6 +37,13 @@ def _stat(xs, fmt):
     return text, [m, sd, min(xs), max(xs)]
 
 
+def _hardware(row: dict) -> str:
+    """Which hardware a row came from (its ``machine``), for rows that record it: thread count, CPU and
+    its vector instructions change the trajectory of one seed."""
+    label = machine_label(row.get("machine"))
+    return f" ({label})" if label else ""
+
+
 def seeds_table(df: pd.DataFrame, choices: dict[str, Choice]) -> Table:
     lines, csv_lines, notes = [], [], []
     for net, info in pv.NETWORKS.items():
@@ -58,7 +66,7 @@ def seeds_table(df: pd.DataFrame, choices: dict[str, Choice]) -> Table:
             name = info["name"] + (f": {label}" if label else "")
             lines.append([name, f"{len(rs)} (seeds {seeds})", *cells])
             csv_lines.append([net + (f" {label}" if label else ""), len(rs), seeds, *nums, paired])
-            notes.append(f"{name}: runs " + ", ".join(f"`{r['run_id']}`" for r in rs) + ".")
+            notes.append(f"{name}: runs " + ", ".join(f"`{r['run_id']}`" + _hardware(r) for r in rs) + ".")
     notes.append("Each line: the clean, complete rows of the network's experiment whose settings are the same except "
                  "for the seed (the latest row per seed); the first line of a network is the Table 1 row's recipe, "
                  "the others every variant run on at least two seeds, latest first, labelled by how their config "
