@@ -12,6 +12,8 @@ from torchmetrics.classification import MulticlassAccuracy
 
 
 class LitClassifier(pl.LightningModule):
+    headline = "top1_err"  # the test metric a pruning round reports (experiments/pipeline/prune.py)
+
     def __init__(self, model: nn.Module, num_classes: int, lr: float = 0.01, momentum: float = 0.9,
                  weight_decay: float = 5e-4, schedule: str = "cosine", step_size: int = 10,
                  gamma: float = 0.1, l1: float = 0.0, l1_tensors: list[tuple[nn.Module, str]] | None = None,

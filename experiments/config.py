@@ -325,6 +325,8 @@ class RunConf:
     model: Dict[str, Any] = field(default=MISSING, metadata=_meta(
         ignore_keys=("checkpoint",), own_keys=("name", "pretrained"),
         absent_keys={"_target_": _model_of_old_rows, "pretrained": False}))
+    # The LightningModule the stages train and evaluate with (conf/task/*.yaml): its loss and test metrics.
+    task: Dict[str, Any] = _plugin("experiments.classifier.LitClassifier")
     trainer: TrainerConf = field(default_factory=TrainerConf)
     # A Lightning logger class, called with save_dir= and name= per stage; {} = no logger.
     logger: Dict[str, Any] = field(default_factory=dict, metadata=NOT_RESULT)

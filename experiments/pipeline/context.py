@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -19,7 +19,6 @@ from compression.specs import LayerSpec, module_of
 from experiments.analysis.stats import pack_correct
 from experiments.canonical import same_result_config
 from experiments.checkpoints import Progress, last_checkpoint, restore
-from experiments.classifier import LitClassifier
 from experiments.errors import UserError
 from experiments.models import build_model
 from experiments.models.state import param_counts
@@ -108,13 +107,20 @@ class Run(Plan):
 
     # -- Lightning plumbing ----------------------------------------------------------------
     def lit(self, lr: float, weight_decay: float, momentum: float, schedule: str, l1: float = 0.0,
-            distill: Distill | None = None) -> LitClassifier:
+            distill: Distill | None = None) -> pl.LightningModule:
+        """The task's LightningModule (``task``, conf/task/*.yaml; classification: LitClassifier) around the
+        model, with this stage's optimizer settings."""
         d = self.conf.dense
         teacher, weight, temperature = distill if distill is not None else (None, 0.0, 4.0)
-        return LitClassifier(self.model, self.dm.num_classes, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                             schedule=schedule, step_size=d.step_size, gamma=d.gamma, l1=l1,
-                             l1_tensors=[(m, s.param) for s, m in self.modules()], teacher=teacher,
-                             distill=weight, temperature=temperature)
+        return instantiate(self.conf.task, model=self.model, num_classes=self.dm.num_classes, lr=lr, momentum=momentum,
+                           weight_decay=weight_decay, schedule=schedule, step_size=d.step_size, gamma=d.gamma, l1=l1,
+                           l1_tensors=[(m, s.param) for s, m in self.modules()], teacher=teacher,
+                           distill=weight, temperature=temperature, _recursive_=False)
+
+    @property
+    def headline(self) -> str:
+        """The task's main test metric (``top1_err`` for classification): what each pruning round reports."""
+        return getattr(get_class(self.conf.task["_target_"]), "headline", "top1_err")
 
     def distill(self, group: str, epochs: int) -> Distill | None:
         """(teacher, weight, temperature) from ``<group>.distill``, or None when off or nothing trains."""
@@ -165,7 +171,7 @@ class Run(Plan):
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the unit's snapshot supersedes it
 
     def evaluate(self, model: nn.Module | None = None) -> dict[str, float]:
-        """Top-1 (and top-5) error in percent on the test split."""
+        """The task's test metrics (classification: top-1 and top-5 error in percent) on the test split."""
         if model is not None:
             saved, self.model = self.model, model
         try:
@@ -177,11 +183,10 @@ class Run(Plan):
         finally:
             if model is not None:
                 self.model = saved
-        out = {"top1_err": float(res["test/top1_err"])}
-        if "test/top5_err" in res:
-            out["top5_err"] = float(res["test/top5_err"])
+        out = {k.removeprefix("test/"): float(v) for k, v in res.items() if k.startswith("test/")}
         # per-example correctness, in the test split's order (one process: under DDP each rank sees a shard)
-        self._correct = torch.cat(lit.test_correct).numpy() if lit.test_correct and _single_process() else None
+        correct = getattr(lit, "test_correct", None)
+        self._correct = torch.cat(correct).numpy() if correct and _single_process() else None
         return out
 
     def record(self, stage: str, errs: dict[str, float]) -> None:

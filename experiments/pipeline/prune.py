@@ -99,7 +99,7 @@ def prune_stage(run) -> None:
         if dropped:
             info["dead_connections_dropped"] = dropped
         if c.epochs_per_round > 0:
-            info["top1_err_pruned"] = round(run.evaluate()["top1_err"], 4)
+            info[f"{run.headline}_pruned"] = round(run.evaluate()[run.headline], 4)
             if c.dropout_rescale:
                 _rescale_dropout(run, original_p)
             for kinds in phases:
@@ -109,8 +109,8 @@ def prune_stage(run) -> None:
                     name += "_" + "+".join(sorted(kinds))  # each phase has its own epoch checkpoints
                 run.fit(name, c.epochs_per_round, d.lr * c.lr_scale, wd, d.momentum, c.schedule, l1, distill)
             _set_trainable(run, {s.kind for s in run.specs})
-        info["top1_err_retrained" if c.epochs_per_round > 0 else "top1_err_pruned"] = \
-            round(run.evaluate()["top1_err"], 4)
+        info[f"{run.headline}_retrained" if c.epochs_per_round > 0 else f"{run.headline}_pruned"] = \
+            round(run.evaluate()[run.headline], 4)
         log.info("prune round %d: %s", r + 1, info)
         run.row["rounds"].append(info)
         run.progress.save(f"prune_r{r + 1}", run.row, run.model, run.specs)
