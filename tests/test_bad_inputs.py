@@ -74,6 +74,10 @@ CASES = [
     ([E, S, "quantize.bits.fc=0"], ["quantize.bits"]),
     ([E, S, "+sweep=bits", "model.checkpoint=missing.pt"], ["model.checkpoint", "missing.pt", "+experiment=lenet300"]),
     ([E, "data=mnist", "data.root=nothing", "data.download=false"], ["data.root", "idx files"]),
+    ([E, S, "data._target_=experiments.data.Nope"], ["data._target_", "Nope"]),
+    ([E, S, "+logger.foo=1"], ["logger.foo", "CSVLogger"]),
+    ([E, S, "trainer.strategy=foo"], ["strategy=foo"]),
+    ([E, S, "+data.val_size=600"], ["data.val_size", "data.val_size=600"]),  # Hydra's hint is the fix
 ]
 
 

@@ -6,10 +6,12 @@ run takes over the data module the gate set up instead of loading it again."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import logging
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,28 @@ def set_threads(requested: int, parallel_jobs: int = 1) -> dict[str, int]:
     return out
 
 
+_LIGHTNING_KEYS = ("accelerator", "devices", "strategy", "num_nodes", "precision")
+
+
+def _check_logger_keys(logger: dict) -> None:
+    """A logger's keys are arguments of its class (save_dir and name are the run's); where its constructor
+    passes unknown keys on (``**kwargs``), its own checks come when it first logs."""
+    target = logger.get("_target_") if logger else None
+    if not isinstance(target, str):
+        return
+    module, _, name = target.rpartition(".")
+    try:
+        init = inspect.signature(getattr(importlib.import_module(module), name))
+    except (ImportError, AttributeError, ValueError, TypeError) as e:
+        raise UserError(f"logger._target_={target}: cannot import it ({e})") from None
+    if any(p.kind is p.VAR_KEYWORD for p in init.parameters.values()):
+        return
+    for k in logger:
+        if k != "_target_" and k not in init.parameters:
+            raise UserError(f"unknown config key logger.{k}: {target} takes "
+                            f"{', '.join(p for p in init.parameters if p not in ('save_dir', 'name'))}")
+
+
 def _model_error(model: dict, e: Exception) -> str:
     msg = str(e)
     if "unexpected keyword argument" in msg and "'" in msg:
@@ -135,6 +159,22 @@ class Plan:
             self.names = [s.name for s in self.specs]
             self._check_layer_keys()
         self.plugins = build_all(conf)  # criterion, quantizer, coder, low-rank method: arguments checked now
+        _check_logger_keys(conf.logger)
+        if meta and check_data:
+            self._check_trainer()
+
+    def _check_trainer(self) -> None:
+        """Lightning's own checks of the trainer's arguments (strategy, accelerator present, devices): a
+        Trainer is built and dropped, nothing trained or written. Left to the job on a cluster's login node."""
+        t = {k: v for k, v in OmegaConf.to_container(self.cfg.trainer, resolve=True).items()
+             if k not in ("epochs_cap", "threads")}
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_model_summary=False,
+                           default_root_dir=tmp, **t)
+        except Exception as e:
+            raise UserError(f"trainer ({', '.join(f'{k}={v}' for k, v in t.items() if k in _LIGHTNING_KEYS)}): "
+                            f"{str(e).strip().splitlines()[0]}") from None
 
     def _datamodule(self, meta: bool, check_data: bool):
         """The data module, set up: missing or bad files fail here, before any training (storage-only runs
@@ -145,7 +185,15 @@ class Plan:
         dm = _checked_data.get(key) if meta else _checked_data.pop(key, None)
         if dm is not None:
             return dm
-        dm = instantiate(cfg.data, seed=conf.seed)
+        try:
+            dm = instantiate(cfg.data, seed=conf.seed)
+        except UserError:
+            raise
+        except Exception as e:  # Hydra wraps a target it cannot import and the constructor's own errors
+            while e.__cause__ is not None:
+                e = e.__cause__
+            raise UserError(f"data._target_={conf.data.get('_target_')}: {type(e).__name__}: "
+                            f"{str(e).strip().splitlines()[-1]}") from None
         if self.storage_only or not check_data:
             return dm
         if meta and callable(getattr(dm, "check", None)):
