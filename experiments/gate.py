@@ -11,13 +11,14 @@ name the key, the bad value and the fix (``UserError``: exit code 2), in two pha
    per-layer dicts, and every range check of ``experiments/config.py``;
 2. with torch (the run imports it anyway): the model's layer names against the per-layer dicts,
    the plug-ins' arguments, the data module's arguments and files, the start checkpoint, and the
-   combination of stages (``experiments.pipeline.context.Plan`` on the meta device: no weights
-   are allocated, nothing is trained or written).
+   combination of stages, Lightning's trainer arguments (``experiments.pipeline.plan.Plan`` with the
+   model on the meta device: no weights are allocated, nothing is trained or written).
 
 It also fixes what a per-layer dict on the command line means: ``prune.density={ip1:0.1}``
 *replaces* the experiment's dict (Hydra alone would merge it into the experiment's dict, which
-keeps the other entries, and ``prune.density={}`` would change nothing). ``main`` in ``run.py``
-applies the same rule to the config Hydra hands the task (``replace_per_layer_dicts``).
+keeps the other entries, refuse entries the experiment's dict lacks unless written with ``+``, and
+change nothing for ``prune.density={}``). ``main`` in ``run.py`` applies the same rule to the config
+Hydra hands the task (``replace_per_layer_dicts``). docs/cli.md describes both for users.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ class Checked:
     existed: list[bool]                # did each folder exist before this command?
     parallel_jobs: int = 1             # sweep jobs run at once (the joblib launcher's n_jobs)
     rewritten: dict[str, str] = dataclasses.field(default_factory=dict)  # overrides composed in another form
+    launcher: str = ""                 # a sweep's launcher (hydra.launcher._target_)
 
     @property
     def run_dir(self) -> Path:
@@ -75,8 +77,8 @@ def replace_per_layer_dicts(cfg: DictConfig, overrides: list[str]) -> list[str]:
     """``key={...}`` on the command line for a per-layer dict replaces the dict (Hydra merges it).
 
     ``prune.density={ip1:0.1}`` keeps ip1 at 0.1 and drops the experiment's other entries (their
-    layers then take the kind's or '*''s value, or fail naming the layer); ``prune.density.ip1=0.1``
-    changes one entry and keeps the rest. Returns the keys replaced."""
+    layers then take their kind's value or the ``'*'`` value, or fail naming the layer);
+    ``prune.density.ip1=0.1`` changes one entry and keeps the rest. Returns the keys replaced."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     keys = set(per_layer_keys())
@@ -160,7 +162,9 @@ def _compose(hydra, RunMode, args, config_name: str, overrides: list[str]) -> Ch
                                   with_log_configuration=False)
     jobs = [_job(c, "hydra.sweep.dir", "hydra.sweep.subdir") for c in _sweep_jobs(hydra, master)]
     n_jobs = jobs_at_once(OmegaConf.select(master, "hydra.launcher.n_jobs", default=None))
-    return _checked("multirun", jobs, min(n_jobs, len(jobs)))
+    checked = _checked("multirun", jobs, min(n_jobs, len(jobs)))
+    checked.launcher = str(OmegaConf.select(master, "hydra.launcher._target_", default=""))
+    return checked
 
 
 def _dict_with_new_entries(e: Exception, overrides: list[str]) -> tuple[str, str] | None:
@@ -236,8 +240,7 @@ def preflight(checked: Checked) -> None:
     from experiments.pipeline import _check_stage_combination
     from experiments.pipeline.plan import Plan, forget_checked_data
 
-    # a cluster launcher runs the jobs elsewhere, where the data may live on local disks
-    local = all("submitit" not in str(OmegaConf.select(j, "hydra.launcher._target_", default="")) for j in checked.jobs)
+    local = "submitit" not in checked.launcher  # a cluster's jobs run elsewhere: their data may be on local disks
     for job in checked.jobs:
         plan = Plan(job, meta=True, check_data=local)
         if plan.specs is not None:

@@ -119,6 +119,14 @@ def test_a_good_command_passes_the_gate_and_writes_nothing(empty_cwd):
     assert list(empty_cwd.iterdir()) == []
 
 
+def test_a_cluster_sweep_leaves_the_data_to_its_jobs(empty_cwd):
+    # the login node need not hold the data that the compute nodes read from their local disks
+    checked = check(["-m", E, "hydra/launcher=submitit_slurm", "seed=0,1", "data=mnist", "data.root=nothing",
+                     "data.download=false"], str(ROOT / "run.py"))
+    assert "Slurm" in checked.launcher and len(checked.jobs) == 2
+    assert list(empty_cwd.iterdir()) == []
+
+
 def test_hydras_own_commands_are_not_gated(empty_cwd):
     assert check(["--help"], str(ROOT / "run.py")) is None
     assert check([E, "--cfg", "job"], str(ROOT / "run.py")) is None
