@@ -158,6 +158,11 @@ def cmd_run(args) -> int:
     from .runtime import load
     from .runtime.memory import format_report, memory_report
 
+    for name in ("reps", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if min(args.batch) < 1:
+        raise UsageError(f"--batch sizes must be at least 1, got {args.batch}")
     meta = inspect(args.file, decode=False)["meta"]  # the checksum, before anything long
     if not args.input and not args.bench:
         raise UsageError("run needs --input X.npy (the images to run) or --bench")

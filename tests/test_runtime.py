@@ -306,6 +306,7 @@ def test_run_and_decode_errors_name_the_users_paths(tmp_path, capsys):
          f"{tmp_path / 'no' / 'y.npy'}: the folder {tmp_path / 'no'} does not exist"),
         (("run", path, "--input", tmp_path / "x.npy", "--output", tmp_path), f"{tmp_path}: is a directory"),
         (("run", tmp_path / "none.dcz", "--bench"), "none.dcz: no such file"),
+        (("run", path, "--bench", "--reps", "0"), "--reps must be at least 1"),
         (("decode", path, tmp_path), f"{tmp_path}: is a directory"),
         (("decode", path, tmp_path / "no" / "out.pt"), f"{tmp_path / 'no' / 'out.pt'}: the folder"),
     ]
