@@ -1,4 +1,5 @@
-"""Matrix-vector / matrix-matrix kernels timed by the speedup benchmark.
+"""Matrix-vector / matrix-matrix kernels timed by the speedup benchmark (``experiments/speedup``);
+the runtime (``compression.runtime``) runs the compressed-format ones inside whole networks.
 
 All kernels compute ``y = W x`` for a torch ``nn.Linear`` weight ``W`` of shape
 ``(out_features, in_features)`` (row-major), at batch 1 (``x``: ``[in]``) or batch B
