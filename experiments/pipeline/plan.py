@@ -5,6 +5,7 @@ run takes over the data module the gate set up instead of loading it again."""
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import inspect
 import json
@@ -123,7 +124,7 @@ def _check_data_keys(data: dict) -> None:
             continue
         if cls is not None and hasattr(cls, k) and getattr(cls, k) == v:
             continue
-        close = [c for c in args if c.startswith(k[:3])][:3]
+        close = difflib.get_close_matches(k, list(args), n=3)
         raise UserError(f"unknown config key data.{k} (value {v!r}): {target} does not take it"
                         + (f" (did you mean {' or '.join('data.' + c for c in close)}?)" if close else
                            f"; it takes {', '.join(sorted(args))}"))
