@@ -322,7 +322,7 @@ class RunConf:
                                                                  own_keys=("name",)))
     # The network (conf/model/*.yaml): _target_, name (the rows' "model"), pretrained, checkpoint, and
     # its constructor's arguments (experiments/models/__init__.py).
-    model: Dict[str, Any] = field(default=MISSING, metadata=_meta(
+    model: Dict[str, Any] = field(default_factory=lambda: {"pretrained": False, "checkpoint": None}, metadata=_meta(
         ignore_keys=("checkpoint",), own_keys=("name", "pretrained"),
         absent_keys={"_target_": _model_of_old_rows, "pretrained": False}))
     # The LightningModule the stages train and evaluate with (conf/task/*.yaml): its loss and test metrics.
