@@ -26,6 +26,7 @@ from pathlib import Path
 from compression.atomic import atomic_write_bytes
 from experiments import paper_values as pv
 from experiments.analysis import rows as R
+from experiments.tables.captioning import captioning_tables
 from experiments.tables.choice import Choice, choose_rows, torchvision_alexnet
 from experiments.tables.criteria import criteria_table
 from experiments.tables.layers import layer_table
@@ -41,7 +42,7 @@ def build_tables(runs_dir: str | Path) -> list[Table]:
     tv = torchvision_alexnet(df)
     shown = str(runs_dir).rstrip("/")
     return [table1(choices, shown, tv), *(layer_table(net, choices[net], runs_dir, tv) for net in pv.NETWORKS),
-            seeds_table(df, choices), criteria_table(df)]
+            seeds_table(df, choices), criteria_table(df), *captioning_tables(df, runs_dir)]
 
 
 def write_tables(runs_dir: str | Path, out_dir: str | Path) -> list[Path]:
