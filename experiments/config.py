@@ -357,8 +357,22 @@ class RunConf:
         _check_data(self.data)
 
 
+def run_key(override_dirname: str) -> str:
+    """The run folder name (conf/hydra/default.yaml): the command's overrides, so re-running the same
+    command resumes it."""
+    import hashlib
+
+    key = (override_dirname or "default").replace("/", "_")
+    if len(key) > 80:
+        key = key[:60] + "-" + hashlib.sha1(key.encode()).hexdigest()[:10]
+    return key
+
+
 def register_configs() -> None:
+    """The schema, and the ``run_key`` resolver the config files name run folders with (every Hydra
+    entry point: run.py, experiments.sensitivity)."""
     ConfigStore.instance().store(name="base_config", node=RunConf)
+    OmegaConf.register_new_resolver("run_key", run_key, replace=True)
 
 
 def _groups(cls=RunConf, prefix: str = ""):

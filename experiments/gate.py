@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import hashlib
 import os
 import typing
 from pathlib import Path
@@ -42,18 +41,9 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 HYDRA_COMMANDS = ("help", "hydra_help", "cfg", "info", "shell_completion", "experimental_rerun")
 
 
-def run_key(override_dirname: str) -> str:
-    """The run folder name: the command's overrides, so re-running the same command resumes it."""
-    key = (override_dirname or "default").replace("/", "_")
-    if len(key) > 80:
-        key = key[:60] + "-" + hashlib.sha1(key.encode()).hexdigest()[:10]
-    return key
-
-
 def register() -> None:
     """The schema and the ``run_key`` resolver that conf/hydra/default.yaml names the run folder with."""
     register_configs()
-    OmegaConf.register_new_resolver("run_key", run_key, replace=True)
 
 
 @dataclasses.dataclass
@@ -366,4 +356,4 @@ def _expected(key: str) -> str:
     return f" ({key} must be {named[t]})" if t in named else ""
 
 
-__all__ = ["Checked", "check", "compose", "explain", "preflight", "register", "replace_per_layer_dicts", "run_key"]
+__all__ = ["Checked", "check", "compose", "explain", "preflight", "register", "replace_per_layer_dicts"]
