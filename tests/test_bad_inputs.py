@@ -68,8 +68,7 @@ CASES = [
     ([E, S, "+data.bogus=1"], ["data.bogus"]),
     ([E, S, "+model.bogus=1"], ["model.bogus"]),
     ([E, S, "model.pretrained=true"], ["model.pretrained"]),
-    ([E, S, "+model.checkpoint=missing.pt"], ["model.checkpoint", "missing.pt", "does not exist"]),
-    ([E, S, "model.checkpoint=missing.pt"], ["model.checkpoint", "+model.checkpoint=missing.pt"]),
+    ([E, S, "model.checkpoint=missing.pt"], ["model.checkpoint", "missing.pt", "does not exist"]),
     ([E, S, "quantize=none"], ["quantize=kmeans"]),
     ([E, S, "quantize.bits.fc=0"], ["quantize.bits"]),
     ([E, S, "+sweep=bits", "model.checkpoint=missing.pt"], ["model.checkpoint", "missing.pt", "+experiment=lenet300"]),
@@ -130,6 +129,35 @@ def test_a_cluster_sweep_leaves_the_data_to_its_jobs(empty_cwd):
 def test_hydras_own_commands_are_not_gated(empty_cwd):
     assert check(["--help"], str(ROOT / "run.py")) is None
     assert check([E, "--cfg", "job"], str(ROOT / "run.py")) is None
+
+
+# -- the file tools: decode and evaluate name the user's paths ---------------------------------------
+def _a_file() -> str:
+    return str(sorted((ROOT / "results" / "runs" / "lenet300").glob("*.dcz"))[-1])
+
+
+@pytest.mark.parametrize("tool,args,words", [
+    ("decode", lambda d: [_a_file(), str(d)], ["is a directory"]),
+    ("decode", lambda d: [_a_file(), str(d / "missing" / "out.pt")], ["missing", "does not exist"]),
+    ("decode", lambda d: [str(d / "nothing.dcz"), str(d / "out.pt")], ["nothing.dcz", "no such file"]),
+    ("evaluate", lambda d: [str(d / "nothing.dcz"), S], ["nothing.dcz", "no such file"]),
+    ("evaluate", lambda d: [_a_file(), "data=cifar"], ["cifar", "mnist_sample"]),
+], ids=["decode-to-a-folder", "decode-to-a-missing-folder", "decode-a-missing-file", "evaluate-a-missing-file",
+        "evaluate-unknown-data"])
+def test_bad_file_tool_command_line(tool, args, words, empty_cwd, capsys):
+    if tool == "decode":
+        from compression.__main__ import main
+        argv = ["decode", *args(empty_cwd)]
+    else:
+        from experiments.evaluate import main
+        argv = args(empty_cwd)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) <= 2 and "Traceback" not in err, err
+    assert ".tmp" not in err  # the user's path, never a temporary file's
+    for w in words:
+        assert w in err, (w, err)
+    assert list(empty_cwd.iterdir()) == []
 
 
 # -- what a per-layer dict on the command line means ------------------------------------------------
@@ -200,7 +228,7 @@ def test_a_check_only_the_run_can_make_removes_the_folder_it_made(tmp_path):
     """A checkpoint that exists but does not fit the model fails in the run (the gate does not load weights):
     the folder Hydra made for it goes again, and with it outputs/."""
     torch.save({"foo": torch.zeros(1)}, tmp_path / "other.pt")
-    p = _cli([E, S, "+model.checkpoint=other.pt", "trainer=smoke"], tmp_path)
+    p = _cli([E, S, "model.checkpoint=other.pt", "trainer=smoke"], tmp_path)
     assert p.returncode == 2 and "other.pt" in p.stderr and "does not match" in p.stderr, p.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == ["other.pt"]
 
