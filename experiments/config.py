@@ -31,15 +31,14 @@ A group whose ``enabled`` is false means nothing beyond that.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from experiments.errors import UserError
+from experiments.schema_keys import omegaconf_message, unknown_key_error
 
 KINDS = ("conv", "fc", "recurrent", "embedding")  # compression.specs.KINDS (kept torch-free here)
 
@@ -375,76 +374,9 @@ def register_configs() -> None:
     OmegaConf.register_new_resolver("run_key", run_key, replace=True)
 
 
-def _groups(cls=RunConf, prefix: str = ""):
-    """(dotted key, schema class) of every schema group (a dataclass field), the root first."""
-    yield prefix, cls
-    for f in dataclasses.fields(cls):
-        t = typing.get_type_hints(cls)[f.name]
-        if dataclasses.is_dataclass(t):
-            yield from _groups(t, f"{prefix}{f.name}.")
-
-
-def per_layer_keys() -> list[str]:
-    """The per-layer dicts (``per_layer=True``): ``prune.density``, ``quantize.bits``, ..."""
-    return [f"{prefix}{f.name}" for prefix, cls in _groups() for f in dataclasses.fields(cls)
-            if f.metadata.get("per_layer")]
-
-
-def schema_class(key: str):
-    """The schema class of the group at dotted ``key`` ('' = the root), or None if it is not a group."""
-    return dict((p.rstrip("."), c) for p, c in _groups()).get(key)
-
-
-def unknown_keys(cfg: DictConfig) -> list[tuple[str, list[str]]]:
-    """Keys of ``cfg`` that the schema does not have, however they got there (``+key=...`` bypasses
-    Hydra's struct check): (dotted key, the group's keys closest to it). Open nodes (plug-ins) and
-    per-layer dicts are not schema groups: their keys are checked against their target or the model."""
-    import difflib
-
-    out = []
-    for prefix, cls in _groups():
-        node = OmegaConf.select(cfg, prefix.rstrip("."), default=None) if prefix else cfg
-        if not isinstance(node, DictConfig):
-            continue
-        names = [f.name for f in dataclasses.fields(cls)]
-        for k in node.keys():
-            if k not in names and not (not prefix and k == "hydra"):
-                out.append((f"{prefix}{k}", [prefix + m for m in difflib.get_close_matches(str(k), names, n=3)]))
-    return out
-
-
-def _unknown_key_error(cfg: DictConfig) -> UserError | None:
-    bad = unknown_keys(cfg)
-    if not bad:
-        return None
-    key, close = bad[0]
-    value = OmegaConf.select(cfg, key, default=None, throw_on_resolution_failure=False)
-    shown = OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value
-    group = key.rpartition(".")[0]
-    names = ", ".join(f.name for f in dataclasses.fields(schema_class(group)))
-    hint = UNKNOWN_KEY_HINTS.get(key) or (f"did you mean {' or '.join(close)}?" if close else
-                                          f"{group or 'the top level'} has no such key (its keys: {names})")
-    return UserError(f"unknown config key {key} (value {shown!r}): {hint}")
-
-
-# Keys users reach for that the schema deliberately lacks, and what to write instead.
-UNKNOWN_KEY_HINTS = {
-    "trainer.max_epochs": "each stage sets its own epochs (dense.epochs, prune.epochs_per_round, quantize.epochs, "
-                          "lowrank.epochs); trainer.epochs_cap=N caps them all",
-    "trainer.max_steps": "each stage sets its own epochs; trainer.limit_train_batches=N caps the batches per epoch",
-}
-
-
-def omegaconf_message(e: Exception) -> str:
-    """OmegaConf's multi-line error as one line that names the key."""
-    msg = str(getattr(e, "msg", None) or e).strip().splitlines()[0]
-    key = getattr(e, "full_key", None)
-    return f"{key}: {msg}" if key and key not in msg else msg
-
-
 def validate(cfg: DictConfig) -> RunConf:
     """Instantiate the schema dataclasses (running their range checks); keys the schema lacks are errors."""
-    err = _unknown_key_error(cfg)
+    err = unknown_key_error(RunConf, cfg)
     if err is not None:
         raise err
     try:

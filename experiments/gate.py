@@ -31,9 +31,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from experiments.config import KINDS, per_layer_keys, register_configs, schema_class
+from experiments.config import KINDS, RunConf, register_configs, validate
 from experiments.errors import UserError
 from experiments.results import jobs_at_once, thread_env, thread_share
+from experiments.schema_keys import UNKNOWN_KEY_HINTS, omegaconf_message, per_layer_keys, schema_class
 
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic/"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -71,7 +72,7 @@ def replace_per_layer_dicts(cfg: DictConfig, overrides: list[str]) -> list[str]:
     ``prune.density.ip1=0.1`` changes one entry and keeps the rest. Returns the keys replaced."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    keys = set(per_layer_keys())
+    keys = set(per_layer_keys(RunConf))
     done = []
     for o in OverridesParser.create().parse_overrides([str(x) for x in overrides]):
         if o.key_or_group in keys and not o.is_delete() and not o.is_sweep_override():
@@ -165,7 +166,7 @@ def _dict_with_new_entries(e: Exception, overrides: list[str]) -> tuple[str, str
     if not text.startswith("Could not override '"):
         return None
     key = text.split("'")[1]
-    if key not in per_layer_keys():
+    if key not in per_layer_keys(RunConf):
         return None
     for o in overrides:
         if o.split("=", 1)[0] == key and o.split("=", 1)[1].lstrip().startswith("{"):
@@ -207,16 +208,12 @@ def _job(cfg: DictConfig, dir_key: str, subdir_key: str | None) -> DictConfig:
     try:
         OmegaConf.resolve(job)  # ${hydra:...} now, while this job's Hydra config is the current one
     except Exception as e:
-        from experiments.config import omegaconf_message
-
         raise UserError(f"invalid config: {omegaconf_message(e)}") from None
     replace_per_layer_dicts(job, list(cfg.hydra.overrides.task))
     return job
 
 
 def _checked(mode: str, jobs: list[DictConfig], parallel: int) -> Checked:
-    from experiments.config import validate
-
     for job in jobs:
         validate(job)
     dirs = [Path(j.paths.output_dir) for j in jobs]
@@ -310,7 +307,7 @@ def _no_such_key(key: str, line: str, hydra_hint: str) -> str:
     parts = key.split(".")
     for i in range(len(parts) - 1, -1, -1):
         group = ".".join(parts[:i])
-        cls = schema_class(group)
+        cls = schema_class(RunConf, group)
         if cls is None:
             continue
         name = parts[i]
@@ -320,8 +317,6 @@ def _no_such_key(key: str, line: str, hydra_hint: str) -> str:
             close = difflib.get_close_matches(name, list(fields), n=3)
             hint = (f"did you mean {' or '.join((group + '.' if group else '') + c for c in close)}?" if close else
                     f"{group or 'the top level'} has no such key (its keys: {', '.join(fields)})")
-            from experiments.config import UNKNOWN_KEY_HINTS
-
             return f"unknown config key {full} (in {line}): {UNKNOWN_KEY_HINTS.get(full, hint)}"
         if fields[name].metadata.get("per_layer"):
             return (f"{line}: {full} has no entry {'.'.join(parts[i + 1:])!r} to change. A per-layer dict takes "
@@ -335,10 +330,10 @@ def _no_such_key(key: str, line: str, hydra_hint: str) -> str:
 def _expected(key: str) -> str:
     """What the schema expects at ``key``, when that says more than OmegaConf's message."""
     group, _, name = key.rpartition(".")
-    cls = schema_class(group)
+    cls = schema_class(RunConf, group)
     if cls is None:
         group, _, field_name = group.rpartition(".")
-        cls = schema_class(group)
+        cls = schema_class(RunConf, group)
         if cls is None:
             return ""
         f = {f.name: f for f in dataclasses.fields(cls)}.get(field_name)
