@@ -423,8 +423,8 @@ def figure(rows, out: Path, meta) -> list[Path]:
                 ax.text(xx, yy, f"{yy:.1f}", ha="center", va="bottom", fontsize=6)
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_xticks(np.arange(len(groups) + 1))
-        ax.set_xticklabels([f"{n}\n{'fc' if p == 'classifier' else 'all'}" for n, p in groups] + ["geo\nmean"],
-                           fontsize=7)
+        ax.set_xticklabels([f"{n} {'fc' if p == 'classifier' else 'all'}" for n, p in groups] + ["geo mean"],
+                           fontsize=7, rotation=45, ha="right")
         ax.set_title(f"batch 1, {cache} cache, {threads} thread(s)", fontsize=9)
     axes[0][0].set_ylabel("speedup over torch dense")
     axes[0][0].legend(fontsize=7, loc="upper left")
