@@ -25,6 +25,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
+from experiments.classifier import with_schedule
 from experiments.models.neuraltalk import PAD
 
 DECODERS = ("greedy", "beam")
@@ -190,13 +191,4 @@ class LitCaptioner(pl.LightningModule):
             opt = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
         else:
             opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-        epochs = max(1, self.trainer.max_epochs or 1)
-        if self.schedule == "constant":
-            return opt
-        if self.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 * (1 + math.cos(math.pi * e / epochs)))
-        elif self.schedule == "step":
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=self.gamma)
-        else:
-            raise ValueError(f"unknown schedule {self.schedule!r}")
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return with_schedule(opt, self.schedule, max(1, self.trainer.max_epochs or 1), self.step_size, self.gamma)

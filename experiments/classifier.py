@@ -98,13 +98,18 @@ class LitClassifier(pl.LightningModule):
     def configure_optimizers(self):
         params = [p for p in self.parameters() if p.requires_grad]
         opt = torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-        epochs = max(1, self.trainer.max_epochs or 1)
-        if self.schedule == "constant":
-            return opt
-        if self.schedule == "cosine":
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 * (1 + math.cos(math.pi * e / epochs)))
-        elif self.schedule == "step":
-            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=self.gamma)
-        else:
-            raise ValueError(f"unknown schedule {self.schedule!r}")
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        return with_schedule(opt, self.schedule, max(1, self.trainer.max_epochs or 1), self.step_size, self.gamma)
+
+
+def with_schedule(opt, schedule: str, epochs: int, step_size: int, gamma: float):
+    """What a LightningModule's configure_optimizers returns for a stage's ``schedule`` (per epoch):
+    ``constant``, ``cosine`` over the stage's epochs, or ``step`` (``step_size``, ``gamma``)."""
+    if schedule == "constant":
+        return opt
+    if schedule == "cosine":
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 * (1 + math.cos(math.pi * e / epochs)))
+    elif schedule == "step":
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=step_size, gamma=gamma)
+    else:
+        raise ValueError(f"unknown schedule {schedule!r}")
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
