@@ -180,7 +180,8 @@ class KMeans:
     (the layer's module and parameter name, for quantizers that keep per-layer statistics) and
     returns ``(codebook float32 [2**bits], labels int64 shaped like the weight)``; with a mask (a
     pruned layer) ``codebook[0]`` must be 0.0 and every pruned position labelled 0
-    (``share_weights``). One that needs data (``needs_data = True``) gets ``prepare(model, specs,
+    (``share_weights``). A quantizer that prunes returns ``(codebook, labels, mask)`` on the same
+    terms, its mask the weights it keeps (``compression.soft_sharing``). One that needs data (``needs_data = True``) gets ``prepare(model, specs,
     batches)`` once before the first layer, as a pruning criterion does.
     """
 
@@ -207,7 +208,10 @@ def apply_weight_sharing(
     its codebook (trainable)."""
     weight = getattr(module, name)
     quantizer = quantizer or KMeans(init)
-    codebook, labels = quantizer(weight, bits, mask=mask, seed=seed, module=module, name=name)
+    out = quantizer(weight, bits, mask=mask, seed=seed, module=module, name=name)
+    codebook, labels = out[:2]
+    if len(out) == 3:  # a quantizer that prunes (soft weight-sharing's zero component) returns its mask
+        mask = out[2]
     p = SharedWeights(codebook.to(weight.device), labels.to(weight.device),
                       None if mask is None else mask.to(weight.device))
     parametrize.register_parametrization(module, name, p, unsafe=True)

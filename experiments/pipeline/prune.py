@@ -32,10 +32,11 @@ def prune_targets(run) -> dict[str, float]:
 
 
 def _batches(run):
-    """Training batches for a criterion that needs data (OBD's Hessian, OBS's layer inputs)."""
+    """Training batches for a criterion or quantizer that needs data (OBD's Hessian, OBS's layer inputs,
+    soft weight-sharing's retraining): the training DataLoader, which each pass iterates afresh."""
     if run.storage_only:
         return None
-    return iter(run.dm.train_dataloader())
+    return run.dm.train_dataloader()
 
 
 def prune_layers(run, criterion, values: dict[str, float]) -> float:

@@ -27,6 +27,8 @@ def storage_quantize_stage(run) -> None:
         mask = make_permanent(module, spec.param) if run.conf.prune.enabled else None
         apply_weight_sharing(module, bits, mask=mask, seed=run.conf.seed + i, name=spec.param, quantizer=quantizer)
         run.layer_entry(spec.name).update(kind=spec.kind, weights=weights, weight_bits_pq=bits)
+    if callable(getattr(quantizer, "report", None)):  # what a quantizer learned beyond the codebooks
+        run.row["quantizer"] = quantizer.report()
 
 
 def quantize_stage(run) -> None:
