@@ -282,6 +282,10 @@ def _parse_error(overrides: list[str], e: Exception) -> str:
         try:
             parser.parse_override(o)
         except Exception as bad:
+            key, _, value = o.partition("=")
+            if "=" in value and not value[:1] in "'\"":  # e.g. a path into a run folder named seed=0
+                return (f"cannot read the override {o!r}: its value contains '='\n"
+                        f"quote the value for Hydra inside the shell's quotes: '{key}=\"{value}\"' (see {GRAMMAR})")
             return (f"cannot read the override {o!r}: {_first_line(bad)}\n"
                     f"quote dict and list values for the shell, e.g. 'prune.density={{ip1:0.1}}' (see {GRAMMAR})")
     return f"{_first_line(e)} (see {GRAMMAR})"

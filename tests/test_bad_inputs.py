@@ -46,6 +46,7 @@ CASES = [
     ([E, "prune=densty"], ["prune", "densty", "density"]),
     ([E, "hydra/launcher=joblb"], ["hydra/launcher", "joblib"]),
     ([E, "prune.density={ip1:0.1"], ["prune.density", "quote"]),
+    ([E, "model.checkpoint=outputs/lenet300/seed=0/dense.pt"], ["model.checkpoint", "contains '='", '"outputs/']),
     # the schema's checks: empty per-layer dicts and impossible values
     ([E, "prune.density={}"], ["prune.density", "{*:"]),
     ([E, "quantize.bits={}"], ["quantize.bits", "{*:"]),
