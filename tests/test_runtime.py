@@ -200,6 +200,16 @@ def test_every_lenet_file_classifies_the_test_images_as_its_decoded_model():
         assert torch.equal(y.argmax(1), ref.argmax(1)), path.name
 
 
+@pytest.mark.parametrize("path", sorted(RUNS.glob("lstm_fmnist/*.dcz")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_lstm_file_runs_as_its_decoded_model(path):
+    """The row-LSTM's files: its fc runs compressed; the LSTM's matrices have no kernel here and run
+    decoded dense inside torch's LSTM (listed as fallbacks)."""
+    x = torch.from_numpy(np.random.default_rng(6).standard_normal((3, 1, 28, 28), dtype=np.float32))
+    model = _compare(path, x)
+    assert set(model.dcz_runtime.fallbacks) == {"lstm.weight_ih_l0", "lstm.weight_hh_l0"}
+    assert isinstance(model.fc, CompressedLinear)
+
+
 def test_lenet5_conv_ways_and_torch_backend():
     path = LENETS[-1]
     x = torch.from_numpy(np.random.default_rng(4).standard_normal((2, 1, 28, 28), dtype=np.float32))
