@@ -52,6 +52,21 @@ def test_rans_stays_within_one_percent_of_the_entropy_plus_its_table_on_long_str
         assert enc.n_bits + 8 * len(enc.table) < Huffman().cost_bits(s, alphabet)
 
 
+def test_rans_keeps_a_stream_as_huffman_where_that_is_smaller_and_never_codes_larger():
+    """ANS pays its final state; on a short dyadic stream Huffman is exact, and the coder keeps it."""
+    rng = np.random.default_rng(2)
+    dyadic = rng.choice(4, 300, p=[0.5, 0.25, 0.125, 0.125])
+    skewed = rng.choice(8, 50_000, p=[0.6, 0.2, 0.1, 0.04, 0.03, 0.02, 0.007, 0.003])
+    for s, alphabet, mode_huffman in ((dyadic, 4, True), (skewed, 8, False)):
+        enc = RANS().encode(s, alphabet, 4096)
+        assert (enc.table[0] == 0) == mode_huffman
+        total = enc.n_bits + 8 * (len(enc.table) + len(enc.offsets))
+        h = Huffman().encode(s, alphabet, 4096)
+        assert total <= h.n_bits + 8 * (len(h.table) + len(h.offsets)) + 8  # + the mode byte at most
+        assert np.array_equal(RANS().decode(enc, s.size, alphabet, 4096), s)
+        assert set(np.flatnonzero(RANS().present(enc.table, alphabet))) >= set(np.unique(s).tolist())
+
+
 def test_a_damaged_rans_stream_is_refused():
     rng = np.random.default_rng(1)
     s = rng.integers(0, 8, 500)

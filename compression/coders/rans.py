@@ -15,6 +15,14 @@ distribution such as the gaps' costs a few bits per symbol; a probability off by
 costs well under 0.01 bits per coded symbol. Both sides rebuild the same ``Categorical`` from the same
 levels, so they use bit-identical probabilities. The payload is the coder's 32-bit words,
 little-endian; one stream is one chunk (no offsets).
+
+An ANS stream pays a fixed cost Huffman does not: the coder's final state, one or two 32-bit words.
+On a stream of a few hundred to a few thousand symbols whose Huffman code is already close to its
+entropy, that can outweigh what ANS saves (measured on the committed files, ``benchmarks/
+bench_coders.py``: LeNet-300-100's ip2 gaps, 2,710 symbols, 38 bits more). So each stream is coded
+both ways and the smaller kept: the table's first byte is the resolution ``r`` for ANS, or 0 for a
+stream stored as canonical Huffman (``compression.coders.huffman``: its table, payload and offsets
+follow). The file never grows by choosing rANS.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from compression.coders import CodedStream, EntropyCoder
+from compression.coders.huffman import Huffman
 from compression.huffman import pack_levels, unpack_levels
 
 RESOLUTIONS = (1, 2, 3)  # levels per bit of probability
@@ -44,6 +53,9 @@ def _model(levels: np.ndarray, r: int):
     present = np.flatnonzero(levels)
     p = np.exp2(-(levels[present] - 1) / r)
     return present, constriction.stream.model.Categorical((p / p.sum()).astype(np.float64), perfect=False)
+
+
+HUFFMAN_MODE = 0  # the table's first byte for a stream stored as Huffman
 
 
 def _read_table(table: bytes, alphabet: int) -> tuple[np.ndarray, int]:
@@ -75,14 +87,21 @@ class RANS(EntropyCoder):
     def encode(self, symbols: np.ndarray, alphabet: int, chunk: int) -> CodedStream:
         symbols = np.asarray(symbols, np.int64).ravel()
         options = [self._encode_with(symbols, alphabet, r) for r in RESOLUTIONS]
-        return min(options, key=lambda s: 8 * len(s.table) + s.n_bits)
+        h = Huffman().encode(symbols, alphabet, chunk)
+        options.append(CodedStream(bytes([HUFFMAN_MODE]) + h.table, h.payload, h.offsets, h.n_bits))
+        return min(options, key=lambda s: 8 * len(s.table) + 8 * len(s.offsets) + s.n_bits)
 
     def present(self, table: bytes, alphabet: int) -> np.ndarray:
+        if table[:1] == bytes([HUFFMAN_MODE]):
+            return Huffman().present(table[1:], alphabet)
         return _read_table(table, alphabet)[0] > 0
 
     def decode(self, stream: CodedStream, count: int, alphabet: int, chunk: int) -> np.ndarray:
         import constriction
 
+        if stream.table[:1] == bytes([HUFFMAN_MODE]):
+            return Huffman().decode(CodedStream(stream.table[1:], stream.payload, stream.offsets, stream.n_bits),
+                                    count, alphabet, chunk)
         levels, r = _read_table(stream.table, alphabet)
         present = np.flatnonzero(levels)
         if count == 0:
