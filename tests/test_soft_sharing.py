@@ -33,6 +33,29 @@ def test_prior_is_the_mixture_density_and_the_gamma_hyper_priors():
     assert float(prior.neg_log_prob(w)) == pytest.approx(-np.log(dens).sum() + hyper, rel=1e-9)
 
 
+def test_the_priors_gradient_matches_finite_differences():
+    """Weights, means, log-precisions and mixing logits all get the gradient of -log p: autograd
+    against central differences, every coordinate."""
+    torch.manual_seed(1)
+    prior = GaussianMixturePrior(4, 0.8, torch.tensor([-0.4, 0.1, 0.5]), 0.3)
+    with torch.no_grad():
+        prior.log_precisions.copy_(torch.tensor([2.0, 1.5, 1.0, 2.5], dtype=torch.float64))
+        prior.rhos.copy_(torch.tensor([0.2, -0.1, 0.3], dtype=torch.float64))
+    w = (torch.randn(9, dtype=torch.float64) * 0.5).requires_grad_()
+    tensors = [w, prior.means, prior.log_precisions, prior.rhos]
+    grads = torch.autograd.grad(prior.neg_log_prob([w]), tensors)
+    eps = 1e-6
+    for t, g in zip(tensors, grads):
+        for i in range(t.numel()):
+            with torch.no_grad():
+                t.view(-1)[i] += eps
+                up = float(prior.neg_log_prob([w]))
+                t.view(-1)[i] -= 2 * eps
+                down = float(prior.neg_log_prob([w]))
+                t.view(-1)[i] += eps
+            assert float(g.view(-1)[i]) == pytest.approx((up - down) / (2 * eps), rel=1e-5, abs=1e-6)
+
+
 def test_merging_joins_close_components_and_puts_one_at_zero():
     means = np.array([0.0, 0.003, 0.5, 0.5000001, -0.4])
     logp = np.array([6.0, 6.0, 4.0, 4.0, 4.0])
