@@ -40,7 +40,7 @@ def fig_criteria(rows: list[dict], experiment: str, note: Note = print):
         if dense:
             ax.axhline(sum(dense) / len(dense), color="black", lw=1, label="dense (mean over seeds)")
         ax.set_title(title, fontsize=9)
-        ax.set_xlabel("weights removed by the criterion (%; every layer to the same density)")
+        ax.set_xlabel("weights removed (%, every layer alike)")
         ax.set_ylabel("test error (%), log scale")
         ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
