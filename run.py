@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from experiments.errors import UserError
 from experiments.gate import check, register, replace_per_layer_dicts
+from experiments.results import is_percent
 
 register()
 log = logging.getLogger("run")
@@ -71,7 +72,7 @@ def main(cfg: DictConfig) -> float:
         _fail(e)
     m = row["metrics"]
     for k, v in m.items():
-        print(f"{k:28s} {v:8.2f} %")
+        print(f"{k:28s} {v:8.2f}" + (" %" if is_percent(k) else ""))
     for k, v in row.get("ratio", {}).items():
         print(f"ratio/{k:22s} {v:8.1f} x")
     if "row" in row["artifacts"]:

@@ -15,6 +15,7 @@ import torch
 
 from compression.container import CompressedFileError
 from experiments.errors import UserError
+from experiments.results import metric_text
 
 
 @torch.no_grad()
@@ -79,7 +80,7 @@ def main(argv: list[str]) -> int:
         print(f"error: {e.filename or path}: {e.strerror or e}", file=sys.stderr)
         return 2
     print(f"{path} on {dm.name} test split ({len(dm.test_set)} images):")
-    print("  " + ", ".join(f"{k} {v:.2f}%" for k, v in errs.items()))
+    print("  " + ", ".join(f"{k} {metric_text(k, v)}" for k, v in errs.items()))
     return 0
 
 

@@ -19,6 +19,15 @@ SCHEMA = 1
 NOT_READ_BY_RUNS = [f":(exclude){p}" for p in ("results", "docs", "tests", "notebooks", "*.md", "Makefile", ".ci")]
 
 
+def is_percent(metric: str) -> bool:
+    """Errors and BLEU are percentages; perplexity is not."""
+    return not metric.endswith("perplexity")
+
+
+def metric_text(name: str, value: float) -> str:
+    return f"{value:.2f}%" if is_percent(name) else f"{value:.2f}"
+
+
 def new_run_id() -> str:
     """Sortable by time, unique across parallel sweep jobs."""
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)

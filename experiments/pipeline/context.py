@@ -23,7 +23,7 @@ from experiments.errors import UserError
 from experiments.models import build_model
 from experiments.models.state import param_counts
 from experiments.pipeline.plan import Plan
-from experiments.results import git_info, machine_info, new_run_id
+from experiments.results import git_info, machine_info, metric_text, new_run_id
 
 log = logging.getLogger(__name__)
 # Lightning repeats "GPU available: False ..." for every Trainer; keep warnings only.
@@ -196,7 +196,7 @@ class Run(Plan):
         if getattr(self, "_correct", None) is not None:
             self.row.setdefault("correct", {})[stage] = pack_correct(self._correct)
             self._correct = None
-        log.info("%s: %s", stage, ", ".join(f"{k} {v:.2f}%" for k, v in errs.items()))
+        log.info("%s: %s", stage, ", ".join(f"{k} {metric_text(k, v)}" for k, v in errs.items()))
 
     def layer_entry(self, name: str) -> dict:
         for e in self.row["layers"]:
