@@ -55,7 +55,7 @@ def fig_lstm_density(rows: list[dict], experiment: str, note: Note = print):
         if ys:
             ax.errorbar([100 * d], [sum(ys) / len(ys)], yerr=[[sum(ys) / len(ys) - min(ys)], [max(ys) - sum(ys) / len(ys)]],
                         fmt="D", color="tab:green", ms=6, capsize=3,
-                        label="full pipeline: iterative prune + retrain, 5-bit sharing, Huffman file"
+                        label="full pipeline: iterative prune + retrain, weight sharing, Huffman file"
                         if d == next(iter(runs)) else None)
     ax.set_xscale("log")
     ax.set_xlabel("LSTM density, % of the input and recurrent weights kept (log scale)")
