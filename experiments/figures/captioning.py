@@ -33,6 +33,7 @@ def fig_lstm_density(rows: list[dict], experiment: str, note: Note = print):
                  f"(sweeps/{experiment}/lstm_density/*.json)")
         return None
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
 
     metric = pts[0]["metric"]
     fig = Figure(figsize=(7.0, 4.6), layout="constrained")
@@ -58,6 +59,9 @@ def fig_lstm_density(rows: list[dict], experiment: str, note: Note = print):
                         label="full pipeline: iterative prune + retrain, weight sharing, Huffman file"
                         if d == next(iter(runs)) else None)
     ax.set_xscale("log")
+    ticks = sorted({100 * p["density"] for p in pts} | {100 * d for d in runs})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("LSTM density, % of the input and recurrent weights kept (log scale)")
     ax.set_ylabel(LABELS.get(metric, metric))
     ax.invert_xaxis()
