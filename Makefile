@@ -37,6 +37,7 @@ sweeps: venv
 
 figures: venv
 	$(PY) -m experiments.figures
+	$(PY) -m experiments.figures.captioning
 
 # The history of pruning, measured (conf/sweep/criteria*.yaml; docs/criteria.md): per seed, a dense model,
 # then magnitude / OBD / OBS from it -- one step to six densities with and without retraining, the
