@@ -181,8 +181,9 @@ class KMeans:
     returns ``(codebook float32 [2**bits], labels int64 shaped like the weight)``; with a mask (a
     pruned layer) ``codebook[0]`` must be 0.0 and every pruned position labelled 0
     (``share_weights``). A quantizer that prunes returns ``(codebook, labels, mask)`` on the same
-    terms, its mask the weights it keeps (``compression.soft_sharing``). One that needs data (``needs_data = True``) gets ``prepare(model, specs,
-    batches)`` once before the first layer, as a pruning criterion does.
+    terms, its mask the weights it keeps (``compression.soft_sharing``). One that needs data
+    (``needs_data = True``) gets ``prepare(model, specs, batches)`` once before the first layer, as a
+    pruning criterion does.
     """
 
     def __init__(self, init: str = "linear", max_iter: int = 300):
