@@ -72,6 +72,7 @@ def test_hessian_kmeans_on_a_layer_keeps_pruned_positions_at_zero():
         ECSQ(rate=-1)
 
 
+@pytest.mark.slow  # ECSQ alone took about 70 s; the suite was at its 10-minute limit (soft weight-sharing runs in CI)
 @pytest.mark.parametrize("quantizer", ["hessian_kmeans", "ecsq"])
 def test_each_quantizer_end_to_end_into_a_file_that_decodes_to_the_evaluated_model(quantizer, tmp_path):
     from compression.architecture import decode_model
