@@ -51,3 +51,13 @@ def run_cli(args, tmp_path, timeout=600):
 
 def rows_in(tmp_path):
     return sorted((tmp_path / "results").glob("runs/**/*.json"))
+
+
+@pytest.fixture
+def empty_cwd(tmp_path, monkeypatch):
+    """An empty working directory (run.py's outputs/ and results/ land there) and the environment restored."""
+    monkeypatch.chdir(tmp_path)
+    env = dict(os.environ)
+    yield tmp_path
+    os.environ.clear()
+    os.environ.update(env)

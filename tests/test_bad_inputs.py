@@ -87,14 +87,6 @@ def _forget_data():
     forget_checked_data()  # the data modules the in-process gate set up (one per data config, shared)
 
 
-@pytest.fixture
-def empty_cwd(tmp_path, monkeypatch):
-    """An empty working directory (run.py's outputs/ and results/ land there) and the environment restored."""
-    monkeypatch.chdir(tmp_path)
-    env = dict(os.environ)
-    yield tmp_path
-    os.environ.clear()
-    os.environ.update(env)
 
 
 @pytest.mark.parametrize("argv,words", CASES, ids=[" ".join(a) for a, _ in CASES])

@@ -142,15 +142,6 @@ def test_a_missing_karpathy_dataset_says_where_to_put_it(tmp_path):
         KarpathyCaptions(name="flickr8k", root=str(tmp_path / "nowhere"), images_dir="Flicker8k_Dataset").check()
 
 
-@pytest.fixture
-def empty_cwd(tmp_path, monkeypatch):
-    import os
-
-    monkeypatch.chdir(tmp_path)
-    env = dict(os.environ)
-    yield tmp_path
-    os.environ.clear()
-    os.environ.update(env)
 
 
 def test_the_gate_stops_a_captioning_run_without_its_dataset(empty_cwd, capsys):
