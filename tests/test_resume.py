@@ -46,10 +46,21 @@ def test_sigkill_mid_stage_then_resume_gives_the_uninterrupted_row(tmp_path):
     assert progress == ["dense"]
     assert rows_in(kill_dir) == []  # no partial row
     assert not list((kill_dir / "results").glob("**/*.dcz"))  # no orphan file
+    # The stage's time so far travels in the epoch checkpoint: mark it with 1000 s more than it was, and the
+    # resumed row's prune time must count it (before, a resumed stage reported only its time after the resume).
+    import torch
+
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    elapsed = state["callbacks"]["_StageClock"]["elapsed_s"]
+    assert 0 < elapsed < 300
+    state["callbacks"]["_StageClock"]["elapsed_s"] = elapsed + 1000.0
+    torch.save(state, ckpt)
 
     out = _run(kill_dir)
     row = _metrics(kill_dir)
     assert row["resumed"] == 1
+    assert row["time_s"]["prune"] >= 1000 + elapsed, row["time_s"]
+    assert ref["time_s"]["prune"] < 1000, ref["time_s"]
     assert row["run_id"] == json.loads(json.dumps(row))["run_id"]
     for k in ("dense/top1_err", "pruned/top1_err", "quantized/top1_err", "compressed/top1_err"):
         assert row["metrics"][k] == ref["metrics"][k], k

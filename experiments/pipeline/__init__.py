@@ -44,9 +44,9 @@ def run(cfg: DictConfig) -> dict:
     for stage, fn, switch in (STORAGE_STAGES if r.storage_only else STAGES):
         if (switch is not None and not getattr(r.conf, switch).enabled) or r.progress.done(stage):
             continue
-        t = time.time()
+        r.start_clock(stage)
         fn(r)
-        r.row["time_s"][stage] = round(r.row["time_s"].get(stage, 0.0) + time.time() - t, 2)
+        r.clock_into_row()
         r.progress.save(stage, r.row, r.model, r.specs)
     if r.conf.encode.enabled:
         t = time.time()

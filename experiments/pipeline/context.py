@@ -67,6 +67,7 @@ class Run(Plan):
             "metrics": {}, "params": param_counts(self.model, self.specs), "layers": [],
             "time_s": {}, "artifacts": {},
         }
+        self._clock: tuple[str, float] | None = None  # (stage, its start time as time.time())
         self.progress = Progress(self.out_dir)
         self._start_fresh_if_config_changed()
         state = None if self.progress.done("row") else self.progress.load_last()
@@ -101,6 +102,24 @@ class Run(Plan):
         m = machine_info(self.threads, _gpus())
         m["versions"]["torch"] = torch.__version__  # the build (+cpu, +cu130), not only the release
         return m
+
+    # -- the stage clock: row["time_s"] is what an uninterrupted run would have spent ------------
+    def start_clock(self, stage: str) -> None:
+        """Time ``stage`` on from what its saved units already spent (a resumed stage keeps that time)."""
+        self._clock = (stage, time.time() - self.row["time_s"].get(stage, 0.0))
+
+    def elapsed(self) -> float:
+        return time.time() - self._clock[1] if self._clock else 0.0
+
+    def set_elapsed(self, seconds: float) -> None:
+        """A resumed epoch checkpoint's time: the work after it is redone, the work before it is not."""
+        if self._clock:
+            self._clock = (self._clock[0], time.time() - seconds)
+
+    def clock_into_row(self) -> None:
+        """The running stage's time so far into the row (before a unit of it is saved, and at its end)."""
+        if self._clock:
+            self.row["time_s"][self._clock[0]] = round(self.elapsed(), 2)
 
     def modules(self) -> list[tuple[LayerSpec, nn.Module]]:
         return [(s, module_of(self.model, s)) for s in self.specs]
@@ -150,7 +169,7 @@ class Run(Plan):
             max_epochs = min(max_epochs, cap)
         ckpt = pl.callbacks.ModelCheckpoint(dirpath=str(self.out_dir / "ckpt" / stage), save_last=True,
                                             save_top_k=0, every_n_epochs=1)
-        return pl.Trainer(max_epochs=max_epochs, logger=self._logger(stage), callbacks=[ckpt],
+        return pl.Trainer(max_epochs=max_epochs, logger=self._logger(stage), callbacks=[ckpt, _StageClock(self)],
                           default_root_dir=str(self.out_dir / stage), enable_model_summary=False,
                           **self.trainer_kwargs())
 
@@ -205,6 +224,21 @@ class Run(Plan):
         e = {"name": name}
         self.row["layers"].append(e)
         return e
+
+
+class _StageClock(pl.Callback):
+    """Keeps the stage's elapsed time in each epoch checkpoint, so that a resumed stage counts the epochs it
+    does not redo (without it, a run killed mid-stage reported only the time after its resume)."""
+
+    def __init__(self, run: Run):
+        self.run = run
+
+    def state_dict(self) -> dict:
+        return {"elapsed_s": self.run.elapsed()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if "elapsed_s" in state_dict:
+            self.run.set_elapsed(float(state_dict["elapsed_s"]))
 
 
 def _single_process() -> bool:

@@ -114,6 +114,7 @@ def prune_stage(run) -> None:
             round(run.evaluate()[run.headline], 4)
         log.info("prune round %d: %s", r + 1, info)
         run.row["rounds"].append(info)
+        run.clock_into_row()
         run.progress.save(f"prune_r{r + 1}", run.row, run.model, run.specs)
     run.row["time_s"]["prune_criterion"] = round(sum(i.get("criterion_s", 0.0) for i in run.row["rounds"]), 3)
     run.record("pruned", run.evaluate())
