@@ -16,7 +16,7 @@ run: venv
 	$(PY) run.py +experiment=lenet300 data=mnist_sample trainer.enable_progress_bar=false
 
 test: venv
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -n 2 -m "not slow" tests
 
 test-slow: venv
 	$(PY) -m pytest -q -m slow tests

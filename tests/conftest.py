@@ -7,6 +7,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("WANDB_MODE", "offline")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs two workers on two cores: one thread each, set before torch, numpy and numba start
+    # their pools (two 2-thread pools on 2 cores run many times slower: docs/cli.md).
+    from experiments.results import thread_env
+
+    os.environ.update(thread_env(1))
 
 
 def pytest_configure(config):
