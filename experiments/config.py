@@ -166,11 +166,16 @@ class PruneConf:
     # LWC's rule |w| >= quality * std(w) keeps (the criterion then chooses which).
     method: str = "density"
     density: Dict[str, float] = field(default_factory=lambda: {"*": 1.0}, metadata=_meta(
-        per_layer=True, meaningful=lambda g, _: g.get("method", "density") == "density" and g.get("uniform_density") is None))
+        per_layer=True, meaningful=lambda g, _: g.get("method", "density") == "density" and g.get("uniform_density") is None
+        and g.get("allocation") is None))
     quality: Dict[str, float] = field(default_factory=lambda: {"*": 0.0}, metadata=_meta(
         per_layer=True, meaningful=lambda g, _: g.get("method") == "quality"))
     # set: every layer to this density (replaces the dict; sweeps)
     uniform_density: Optional[float] = field(default=None, metadata=_meta(
+        meaningful=lambda g, _: g.get("method", "density") == "density"))
+    # set: the per-layer densities come from this plug-in (conf/prune/allocation/*.yaml), a global budget
+    # of weights allocated across layers from data (compression/allocation.py), instead of the dict
+    allocation: Optional[Dict[str, Any]] = field(default=None, metadata=_meta(
         meaningful=lambda g, _: g.get("method", "density") == "density"))
     rounds: int = 1
     epochs_per_round: int = 0
@@ -199,6 +204,10 @@ class PruneConf:
         _check(self.method in ("density", "quality"), "prune.method", self.method, "must be density or quality")
         _check_per_layer("prune.density", self.density, lambda v: 0 < v <= 1, "a density must be in (0, 1]")
         _check_per_layer("prune.quality", self.quality, lambda v: v >= 0, "a quality must be >= 0")
+        if self.allocation is not None:
+            _check(self.method == "density" and self.uniform_density is None, "prune.allocation",
+                   dict(self.allocation).get("_target_"), "chooses the densities itself: use it with prune.method=density "
+                   "and without prune.uniform_density")
         if self.uniform_density is not None:
             _check(0 < self.uniform_density <= 1, "prune.uniform_density", self.uniform_density, "must be in (0, 1]")
         _check(self.rounds >= 1, "prune.rounds", self.rounds, "must be >= 1")

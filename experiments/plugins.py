@@ -14,8 +14,8 @@ from hydra.utils import instantiate
 from experiments.errors import UserError
 
 # config key -> (the group switch that enables it, what it is)
-PLUGINS = {"prune.criterion": "prune", "quantize.quantizer": "quantize", "encode.coder": "encode",
-           "lowrank.method": "lowrank"}
+PLUGINS = {"prune.criterion": "prune", "prune.allocation": "prune", "quantize.quantizer": "quantize",
+           "encode.coder": "encode", "lowrank.method": "lowrank"}
 
 
 def build(key: str, node: dict) -> Any:
@@ -46,7 +46,9 @@ def build_all(conf) -> dict[str, Any]:
     for key, switch in PLUGINS.items():
         if getattr(conf, switch).enabled:
             group, name = key.split(".")
-            out[key] = build(key, getattr(getattr(conf, group), name))
+            node = getattr(getattr(conf, group), name)
+            if node is not None:  # an optional plug-in (prune.allocation) left out
+                out[key] = build(key, node)
     return out
 
 

@@ -23,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from compression.architecture import ArchitectureError, build, model_class
-from compression.specs import LayerSpec, SpecError, per_layer, specs_of, unknown_keys
+from compression.specs import LayerSpec, SpecError, module_of, per_layer, specs_of, unknown_keys
 from experiments.canonical import _arguments
 from experiments.config import RunConf, validate
 from experiments.errors import UserError
@@ -160,6 +160,11 @@ class Plan:
             self.names = [s.name for s in self.specs]
             self._check_layer_keys()
         self.plugins = build_all(conf)  # criterion, quantizer, coder, low-rank method: arguments checked now
+        if "prune.allocation" in self.plugins and self.specs is not None:  # its densities, for this model's layers
+            try:
+                self.plugins["prune.allocation"].densities(self.layer_sizes())
+            except ValueError as e:
+                raise UserError(f"prune.allocation: {e}") from None
         _check_logger_keys(conf.logger)
         if meta and check_data:
             self._check_trainer()
@@ -233,11 +238,16 @@ class Plan:
             log.debug("no meta-device model for the gate (%s); the run checks its layer names", e)
             return None
 
+    def layer_sizes(self) -> dict[str, int]:
+        """Each compressible tensor's number of weights (meta-device models have shapes too)."""
+        return {s.name: getattr(module_of(self.model, s), s.param).numel() for s in self.specs}
+
     def per_layer_dicts(self) -> list[tuple[str, dict]]:
         """The per-layer dicts this run reads: (config key, values)."""
         c = self.conf
         out = []
-        if c.prune.enabled and c.prune.method == "density" and c.prune.uniform_density is None:
+        if c.prune.enabled and c.prune.method == "density" and c.prune.uniform_density is None \
+                and c.prune.allocation is None:
             out.append(("prune.density", c.prune.density))
         if c.prune.enabled and c.prune.method == "quality":
             out.append(("prune.quality", c.prune.quality))

@@ -23,8 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def prune_targets(run) -> dict[str, float]:
-    """Each layer's final density (prune.method=density) or quality (method=quality) from the config."""
+    """Each layer's final density (prune.method=density: the dict, ``uniform_density`` or the
+    ``allocation`` plug-in's choice) or quality (method=quality) from the config."""
     c = run.conf.prune
+    allocation = run.plugins.get("prune.allocation")
+    if allocation is not None:  # a global budget allocated across layers from data (compression/allocation.py)
+        densities = allocation.densities(run.layer_sizes())
+        run.row["allocation"] = allocation.report()
+        return densities
     if c.method == "density" and c.uniform_density is not None:
         return {n: float(c.uniform_density) for n in run.names}
     key = "prune.density" if c.method == "density" else "prune.quality"
