@@ -1,6 +1,6 @@
 """The papers' published numbers, as plain Python data (no imports beyond the standard library).
 
-Sources (see /work/shared/reference/paper.md):
+Sources:
 - DC  = Han, Mao, Dally, *Deep Compression*, ICLR 2016 (arXiv 1510.00149v5), v5 numbering.
 - LWC = Han, Pool, Tran, Dally, *Learning both Weights and Connections*, NIPS 2015.
 
@@ -170,3 +170,39 @@ def layer_numbers(network: str) -> list[dict]:
                 d[{"density": "ratio_p", "pct_pq": "ratio_pq", "pct_pqh": "ratio_pqh"}[key]] = rate
         out.append(d)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Later work on the same networks: published compression ratios on MNIST, from the papers cited below.
+# Each paper counts bytes its own way (some leave out indices or codebooks; ours counts
+# the whole file), and all are on MNIST, not our Fashion-MNIST: reference marks at x = our dense fp32 bytes /
+# ratio, never points with an error delta. `methods`: our quantizer labels (experiments.analysis.frontier.
+# method_of) that reproduce the method, for the frontier table's "published" column.
+# ---------------------------------------------------------------------------------------------
+SUCCESSORS = {
+    "lenet300": [
+        # DC Table 1 (Han, Mao, Dally, ICLR 2016): 1070 KB -> 27 KB, 1.64% -> 1.58% error
+        {"label": "Deep Compression", "ratio": 40.0, "methods": ("k-means (DC)",),
+         "source": "Han, Mao, Dally, ICLR 2016, Table 1"},
+        # Ullrich, Meeds, Welling, "Soft weight-sharing for neural network compression", ICLR 2017, Table 1:
+        # 4.3% of the weights non-zero, 1.89% -> 1.94% error
+        {"label": "soft weight-sharing", "ratio": 64.0, "methods": ("soft weight-sharing",),
+         "source": "Ullrich, Meeds, Welling, ICLR 2017, Table 1"},
+    ],
+    "lenet5": [
+        # DC Table 1: 1720 KB -> 44 KB, 0.80% -> 0.74% error
+        {"label": "Deep Compression", "ratio": 39.0, "methods": ("k-means (DC)",),
+         "source": "Han, Mao, Dally, ICLR 2016, Table 1"},
+        # Choi, El-Khamy, Lee, "Towards the limit of network quantization", ICLR 2017: Hessian-weighted /
+        # entropy-constrained quantization of DC's pruned LeNet-5 (about lossless)
+        {"label": "Choi et al.", "ratio": 51.25, "methods": ("Hessian k-means", "ECSQ"),
+         "source": "Choi, El-Khamy, Lee, ICLR 2017"},
+        # Wiedemann et al., "DeepCABAC: a universal compression algorithm for deep neural networks",
+        # IEEE JSTSP 2020 (reported)
+        {"label": "DeepCABAC", "ratio": 115.0, "methods": (),
+         "source": "Wiedemann et al., IEEE JSTSP 2020"},
+        # Ullrich, Meeds, Welling, ICLR 2017, Table 1 (LeNet-5-Caffe): 0.5% non-zero, 0.88% -> 0.97% error
+        {"label": "soft weight-sharing", "ratio": 162.0, "methods": ("soft weight-sharing",),
+         "source": "Ullrich, Meeds, Welling, ICLR 2017, Table 1"},
+    ],
+}

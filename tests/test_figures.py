@@ -354,7 +354,8 @@ def test_main_writes_png_and_pdf_atomically(tmp_path, capsys):
     res = write_results(tmp_path)
     out = tmp_path / "figures"
     assert FM.main(["--results", str(res), "--out", str(out)]) == 0
-    stems = [s for s, _ in F.FIGURES if s != "pruning_criteria"]  # no criteria sweep rows here: skipped
+    # no criteria sweep rows and no per-example correctness here: those two are skipped
+    stems = [s for s, _ in F.FIGURES if s not in ("pruning_criteria", "frontier")]
     expected = sorted([f"lenet5_{s}.{e}" for s in stems for e in ("png", "pdf")]
                       + [f"lenet300_fig7_bits.{e}" for e in ("png", "pdf")])
     assert sorted(p.name for p in out.iterdir()) == expected  # no temp files left behind

@@ -15,6 +15,7 @@ figure, a PNG and a PDF (each atomically):
     <experiment>_fig4_codebook     codebook before / after fine-tuning over the weights (experiment row, DC Fig. 4)
     <experiment>_fig5_huffman      weight-index and index-gap symbol histograms, Huffman code lengths (DC Fig. 5)
     <experiment>_pruning_criteria  error vs density for magnitude, OBD and OBS, with / without retraining (sweep "criteria")
+    <experiment>_frontier          compressed − dense error vs file bytes per method, published ratios marked (LeNets)
 
 Shaping rows into points (``experiments.analysis.points``) and checking the paper's claims
 (``experiments.analysis.claims``) live apart from the drawing here. Smoke rows are never used; a
@@ -34,6 +35,7 @@ from compression.atomic import atomic_write_bytes
 from experiments.analysis import rows as R
 from experiments.analysis.points import experiments_in
 from experiments.figures.criteria import fig_criteria
+from experiments.figures.frontier import fig_frontier
 from experiments.figures.runs import fig_codebook, fig_huffman, fig_weights
 from experiments.figures.style import PAPER, Note
 from experiments.figures.sweeps import fig_bits, fig_init, fig_prune, fig_tradeoff
@@ -60,7 +62,7 @@ def load_rows(results_dir: str | Path) -> list[dict]:
 FIGURES: list[tuple[str, Callable]] = [
     ("fig7_bits", fig_bits), ("fig8_init", fig_init), ("fig6_tradeoff", fig_tradeoff),
     ("lwc_fig5_prune", fig_prune), ("lwc_fig7_weights", fig_weights), ("fig4_codebook", fig_codebook),
-    ("fig5_huffman", fig_huffman), ("pruning_criteria", fig_criteria),
+    ("fig5_huffman", fig_huffman), ("pruning_criteria", fig_criteria), ("frontier", fig_frontier),
 ]
 
 

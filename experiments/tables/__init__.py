@@ -12,6 +12,8 @@ and writes, each file atomically, Markdown, CSV and LaTeX (rendered by pandas) f
     table5_vgg16.*      per-layer VGG-16 (DC Table 5)
     seeds.*             run-to-run spread over seeds of the recipe and of every variant run on two seeds or more
     criteria.*          magnitude, OBD and OBS through the full pipeline from the same dense models
+    frontier.*          per LeNet and method, the highest ratio within +0.2 / +0.5 / +1.0 points on every seed
+                        (also reads the sweep rows beside the runs folder; skipped, with a line, without rows)
 
 Row choice (docs/tables.md): per network, the latest clean, complete row whose config is exactly its
 experiment file's (``rows.paper_recipe``), else the latest such storage-only row, else "not run".
@@ -29,25 +31,28 @@ from experiments.analysis import rows as R
 from experiments.tables.captioning import captioning_tables
 from experiments.tables.choice import Choice, choose_rows, torchvision_alexnet
 from experiments.tables.criteria import criteria_table
+from experiments.tables.frontier import Note, frontier_rows, frontier_table
 from experiments.tables.layers import layer_table
 from experiments.tables.render import Table
 from experiments.tables.seeds import seeds_table
 from experiments.tables.table1 import table1
 
 
-def build_tables(runs_dir: str | Path) -> list[Table]:
+def build_tables(runs_dir: str | Path, note: Note = print) -> list[Table]:
     runs_dir = Path(runs_dir)
     df = R.load_runs(runs_dir)
     choices = choose_rows(df)
     tv = torchvision_alexnet(df)
     shown = str(runs_dir).rstrip("/")
+    frontier = frontier_table(frontier_rows(df, runs_dir), note)
     return [table1(choices, shown, tv), *(layer_table(net, choices[net], runs_dir, tv) for net in pv.NETWORKS),
-            seeds_table(df, choices), criteria_table(df), *captioning_tables(df, runs_dir)]
+            seeds_table(df, choices), criteria_table(df), *captioning_tables(df, runs_dir),
+            *([frontier] if frontier is not None else [])]
 
 
-def write_tables(runs_dir: str | Path, out_dir: str | Path) -> list[Path]:
+def write_tables(runs_dir: str | Path, out_dir: str | Path, note: Note = print) -> list[Path]:
     written = []
-    for t in build_tables(runs_dir):
+    for t in build_tables(runs_dir, note):
         for ext, text in (("md", t.markdown()), ("csv", t.csv()), ("tex", t.latex())):
             path = Path(out_dir) / f"{t.stem}.{ext}"
             atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,98 @@
+"""The rate–error frontier: compressed − dense error against the compressed file's bytes, one line per method,
+with the published ratios of Deep Compression and later work on MNIST as reference marks."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+
+from experiments import paper_values as pv
+from experiments.analysis.frontier import DATASET, EXPERIMENTS, THRESHOLDS, frontier_points, methods_in
+from experiments.figures.style import Note, _finish, _new_figure
+
+RATIO_TICKS = (5, 10, 20, 30, 40, 50, 64, 80, 100, 150, 200, 300, 500, 1000)
+
+
+def _marks(ax, experiment: str, dense_bytes: float) -> list[float]:
+    """The published ratios as labelled vertical dotted lines at our dense fp32 bytes / ratio; their x."""
+    xs = []
+    for s in pv.SUCCESSORS.get(experiment, []):
+        x = dense_bytes / s["ratio"]
+        ax.axvline(x, ls=":", color="0.35", lw=1, zorder=1.5)
+        ax.text(x, 0.02, f"{s['label']} {s['ratio']:g}× (MNIST)", transform=ax.get_xaxis_transform(), rotation=90,
+                rotation_mode="anchor", ha="left", va="bottom", fontsize=6.5, color="0.3",
+                bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 0.5}, zorder=1.5)  # under the data
+        xs.append(x)
+    return xs
+
+
+def _ratio_axis(ax, dense_bytes: float) -> None:
+    """A top axis giving the compression ratio, dense fp32 bytes / file bytes."""
+    def conv(v):
+        v = np.asarray(v, dtype=float)
+        return dense_bytes / np.where(v > 0, v, np.nan)
+
+    top = ax.secondary_xaxis("top", functions=(conv, conv))
+    lo, hi = sorted(dense_bytes / np.asarray(ax.get_xlim()))
+    top.set_xticks([r for r in RATIO_TICKS if lo <= r <= hi])
+    top.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+    top.xaxis.set_minor_locator(NullLocator())
+    top.set_xlabel("compression ratio (our dense fp32 bytes / file bytes)", fontsize=8)
+
+
+def fig_frontier(rows: list[dict], experiment: str, note: Note = print):
+    """Compressed − dense error (points, paired per seed) against the file's bytes (log scale), one line per
+    method through its points; marker at the mean over seeds, error bars from the lowest seed's 95% CI low to
+    the highest seed's CI high (and the file bytes' range over seeds); dashed: +0.2, +0.5 and +1.0 points;
+    dotted: the published MNIST ratios."""
+    stem = "frontier"
+    if experiment not in EXPERIMENTS:
+        note(f"{experiment}_{stem}: skipped: drawn for {' and '.join(EXPERIMENTS)} only")
+        return None
+    pts = frontier_points(rows, experiment, note)
+    if not pts:
+        note(f"{experiment}_{stem}: skipped: no full-pipeline row of {experiment} on {DATASET} (not storage-only) has "
+             "'dense/top1_err', 'compressed/top1_err', size 'file_bytes' and the correctness bitsets "
+             "correct['dense'] and correct['compressed']")
+        return None
+    ids = {i for p in pts for i in p["run_ids"]}
+    used = sorted((r for r in rows if r.get("experiment") == experiment and str(r.get("run_id")) in ids),
+                  key=lambda r: str(r.get("run_id")))
+    fig, axes = _new_figure(1, 1, 7.2, 4.6)
+    ax = axes[0][0]
+    for i, m in enumerate(methods_in(pts)):
+        sel = [p for p in pts if p["method"] == m]  # sorted by bytes
+        x = np.array([p["file_bytes"] for p in sel])
+        y = np.array([p["delta"] for p in sel])
+        yerr = [y - [p["band_low"] for p in sel], [p["band_high"] for p in sel] - y]
+        xerr = [x - [p["file_bytes_min"] for p in sel], [p["file_bytes_max"] for p in sel] - x]
+        seeds = max(len(p["seeds"]) for p in sel)
+        ax.errorbar(x, y, yerr=yerr, xerr=xerr, fmt="-o", ms=4, lw=1.2, capsize=2, color=f"C{i}",
+                    label=f"{m} ({len(sel)} point{'s' if len(sel) > 1 else ''}, up to {seeds} seed"
+                          f"{'s' if seeds > 1 else ''})")
+    for t in THRESHOLDS:
+        ax.axhline(t, ls="--", color="0.75", lw=0.8)
+        ax.text(1.0, t, f" +{t:g}", transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=7,
+                color="0.5")
+    ax.axhline(0.0, color="black", lw=0.8)
+    dense = float(np.mean([p["dense_bytes"] for p in pts]))
+    xs = [p["file_bytes_min"] for p in pts] + [p["file_bytes_max"] for p in pts] + _marks(ax, experiment, dense)
+    ax.set_xscale("log")
+    ax.set_xlim(min(xs) / 1.25, max(xs) * 1.25)
+    ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v / 1000:g} KB"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    _ratio_axis(ax, dense)
+    ax.set_xlabel("compressed file on disk (1 KB = 1000 B), log scale")
+    ax.set_ylabel("compressed − dense test error (points)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="upper left")
+    seeds = max(len(p["seeds"]) for p in pts)
+    ours = (f"Full-pipeline rows on {DATASET}: the error of the model decoded from the file minus the run's own dense "
+            f"model, paired over the test examples, mean over up to {seeds} seed{'s' if seeds > 1 else ''} (one point "
+            "per recipe: config without seed; the latest row per seed); error bars from the lowest seed's 95% "
+            "bootstrap CI low to the highest seed's CI high. Dashed: +0.2, +0.5 and +1.0 points. Dotted: published "
+            "ratios on MNIST, drawn at our dense fp32 bytes / ratio: other data and other byte counts, so marks "
+            "of size only, never errors. Top axis: dense fp32 bytes / file bytes.")
+    _finish(fig, stem, "compressed − dense error vs file size per method", used[-1], used, ours)
+    return fig
