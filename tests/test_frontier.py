@@ -40,8 +40,10 @@ def _config(seed=0, density=0.08, quantizer="KMeans", distill=0.0, allocation=No
 _IDS = [0]
 
 
-def _row(seed, delta, file_bytes, density=0.08, run_id=None, bitsets=True, experiment="lenet300", **extra):
-    """A full-pipeline row: dense error 10%, compressed 10% + delta (points, a multiple of 0.1)."""
+def _row(seed, delta, file_bytes, density=0.08, run_id=None, bitsets=True, experiment="lenet300", val_delta="same",
+         **extra):
+    """A full-pipeline row: dense error 10%, compressed 10% + delta (points, a multiple of 0.1); on the validation
+    split compressed − dense is ``val_delta`` (the same as on test by default; None: no validation errors)."""
     _IDS[0] += 1
     wrong_d, wrong_c = 100, 100 + int(round(delta * N / 100))
     row = {"schema": 1, "experiment": experiment, "model": experiment, "dataset": "fashion_mnist", "seed": seed,
@@ -50,6 +52,9 @@ def _row(seed, delta, file_bytes, density=0.08, run_id=None, bitsets=True, exper
            "metrics": {"dense/top1_err": 100 * wrong_d / N, "compressed/top1_err": 100 * wrong_c / N},
            "size": {"dense_bytes": DENSE_BYTES, "file_bytes": file_bytes},
            "ratio": {"pqh": DENSE_BYTES / file_bytes}}
+    val_delta = delta if val_delta == "same" else val_delta
+    if val_delta is not None:
+        row["metrics"].update({"dense/val_top1_err": 9.0, "compressed/val_top1_err": 9.0 + val_delta})
     if bitsets:
         row["correct"] = {"dense": _correct(wrong_d), "compressed": _correct(wrong_c)}
     row.update(extra)
@@ -129,6 +134,22 @@ def test_best_ratio_needs_every_seed_within_the_threshold():
     assert best[1.0]["closest"] is None
 
 
+def test_the_choice_is_made_on_validation_and_reports_the_test_delta():
+    # `small`: within +0.5 on test on every seed but not on validation; `big`: the other way round
+    small = [_row(s, d, 20000, 0.05, val_delta=v) for s, (d, v) in enumerate([(0.1, 0.7), (0.2, 0.3), (0.3, 0.2)])]
+    big = [_row(s, d, 27000, 0.08, val_delta=v) for s, (d, v) in enumerate([(0.6, 0.1), (0.2, 0.2), (0.1, 0.4)])]
+    pts = FA.frontier_points(small + big, "lenet300")
+    chosen = FA.best_ratio(pts, thresholds=(0.5,))["k-means (DC)"][0.5]
+    assert chosen["point"]["file_bytes"] == 27000  # not the smaller file, whose validation says +0.7
+    assert FA.worst(chosen["point"], "test") == pytest.approx(0.6)  # reported as measured: over the threshold
+    assert FA.best_ratio(pts, thresholds=(0.5,), on="test")["k-means (DC)"][0.5]["point"]["file_bytes"] == 20000
+    no_val = FA.frontier_points([_row(s, 0.1, 20000, val_delta=None) for s in range(3)], "lenet300")
+    entry = FA.best_ratio(no_val, thresholds=(0.5,))["k-means (DC)"][0.5]
+    assert entry["point"] is None and entry["closest"] is None  # rows without validation errors cannot be chosen
+    assert frontier_table([_row(s, 0.1, 20000, val_delta=None) for s in range(3)], note=lambda s: None) \
+        .markdown().count("no row with validation errors") == 3
+
+
 def test_two_seeds_do_not_qualify_with_three_required():
     pts = FA.frontier_points(_recipe(0.08, (0.1, 0.1), (27000, 27000)), "lenet300")
     best = FA.best_ratio(pts, thresholds=(0.5,), min_seeds=3)["k-means (DC)"][0.5]
@@ -173,10 +194,11 @@ def test_figure_and_table_from_rows(tmp_path, capsys):
     assert (line["network"], line["method"], line["recipes"]) == ("lenet300", "k-means (DC)", "2")
     ratio = np.mean([DENSE_BYTES / b for b in (27000, 27100, 26900)])
     assert float(line["best_ratio_0.5"]) == pytest.approx(ratio, rel=1e-5)
-    assert line["best_ratio_0.2"] == "" and float(line["closest_worst_delta_0.2"]) == pytest.approx(0.1)
+    assert line["best_ratio_0.2"] == "" and float(line["closest_worst_val_delta_0.2"]) == pytest.approx(0.1)
+    assert float(line["best_worst_test_delta_0.5"]) == pytest.approx(0.4)
     assert line["closest_seeds_0.2"] == "2" and float(line["published_mnist_ratio"]) == 40
     md = (out / "frontier.md").read_text()
-    assert "Deep Compression 40×" in md and f"{ratio:.1f}× (3 seeds, worst +0.40)" in md
+    assert "Deep Compression 40×" in md and f"{ratio:.1f}× (3 seeds; worst: val +0.40, test +0.40)" in md
     assert "LeNet-5: not run" in md
 
 

@@ -6,7 +6,9 @@
   examples (``stats.stage_delta``: bootstrap 95% CI, McNemar's p), with the band from the lowest seed's CI
   low to the highest seed's CI high;
 * ``best_ratio``: per method and threshold, the highest mean ratio among the points within the threshold on
-  every seed (and on enough seeds), else the point closest to qualifying.
+  every seed (and on enough seeds), else the point closest to qualifying. The choice is made on the
+  validation split (each row's ``<stage>/val_top1_err``); the test deltas of the chosen point are then
+  reported, never used to choose. Rows from before the validation errors were recorded cannot be chosen.
 
 Only full-pipeline rows on Fashion-MNIST with a file and the per-example correctness of the dense and the
 compressed model count; the ratio is our dense fp32 bytes over the file's bytes on disk (``size.dense_bytes /
@@ -96,6 +98,13 @@ def row_delta(row: dict) -> PairedDelta:
     return _paired(int(d["n"]), d["bits"], int(c["n"]), c["bits"])
 
 
+def _val_delta(row: dict) -> float | None:
+    """Compressed − dense error on the validation split, in points (None in rows without validation errors)."""
+    m = row.get("metrics") or {}
+    a, b = m.get("dense/val_top1_err"), m.get("compressed/val_top1_err")
+    return None if a is None or b is None else float(b) - float(a)
+
+
 def _ratio(row: dict) -> float:
     return float(_get(row, "size", "dense_bytes")) / float(_get(row, "size", "file_bytes"))
 
@@ -106,7 +115,8 @@ def _point(method: str, recipe: str, rs: list[dict]) -> dict:
         d = row_delta(r)
         per_seed.append({"seed": r.get("seed"), "run_id": str(r.get("run_id")),
                          "file_bytes": _get(r, "size", "file_bytes"), "ratio": _ratio(r), "delta": d.delta,
-                         "ci_low": d.ci_low, "ci_high": d.ci_high, "p_mcnemar": d.p_mcnemar})
+                         "ci_low": d.ci_low, "ci_high": d.ci_high, "p_mcnemar": d.p_mcnemar,
+                         "val_delta": _val_delta(r)})
     size = across_seeds([s["file_bytes"] for s in per_seed])
     ratio = across_seeds([s["ratio"] for s in per_seed])
     delta = across_seeds([s["delta"] for s in per_seed])
@@ -117,7 +127,9 @@ def _point(method: str, recipe: str, rs: list[dict]) -> dict:
             "dense_bytes": across_seeds([_get(r, "size", "dense_bytes") for r in rs])["mean"],
             "delta": delta["mean"], "delta_min": delta["min"], "delta_max": delta["max"],
             "band_low": min(s["ci_low"] for s in per_seed), "band_high": max(s["ci_high"] for s in per_seed),
-            "worst_delta": delta["max"], "p_values": [s["p_mcnemar"] for s in per_seed], "per_seed": per_seed}
+            "worst_delta": delta["max"],
+            "worst_val_delta": None if any(s["val_delta"] is None for s in per_seed)
+            else max(s["val_delta"] for s in per_seed), "p_values": [s["p_mcnemar"] for s in per_seed], "per_seed": per_seed}
 
 
 def frontier_points(rows: list[dict], experiment: str, note: Note = lambda s: None) -> list[dict]:
@@ -145,35 +157,47 @@ def methods_in(points: list[dict]) -> list[str]:
     return sorted({p["method"] for p in points}, key=method_order)
 
 
-def qualifies(point: dict, threshold: float, min_seeds: int = MIN_SEEDS) -> bool:
-    """Within ``threshold`` points of the dense model on every seed, on at least ``min_seeds`` seeds."""
-    return len(point["seeds"]) >= min_seeds and point["worst_delta"] <= threshold + EPS
+def worst(point: dict, on: str = "val") -> float | None:
+    """The worst seed's compressed − dense: on the validation split (``on="val"``, what is chosen on; None
+    without validation errors) or the test split (``on="test"``, what is reported)."""
+    return point["worst_val_delta"] if on == "val" else point["worst_delta"]
 
 
-def closest(points: list[dict], threshold: float, min_seeds: int = MIN_SEEDS) -> dict | None:
-    """The point nearest to qualifying: least excess of the worst seed over ``threshold`` (points), then fewest
-    seeds missing, then the highest ratio; with ``over`` (points, 0 if within) and ``missing_seeds``."""
+def qualifies(point: dict, threshold: float, min_seeds: int = MIN_SEEDS, on: str = "val") -> bool:
+    """Within ``threshold`` points of the dense model on every seed (split ``on``), on at least ``min_seeds`` seeds."""
+    w = worst(point, on)
+    return len(point["seeds"]) >= min_seeds and w is not None and w <= threshold + EPS
+
+
+def closest(points: list[dict], threshold: float, min_seeds: int = MIN_SEEDS, on: str = "val") -> dict | None:
+    """The point nearest to qualifying: least excess of the worst seed over ``threshold`` (points, split ``on``),
+    then fewest seeds missing, then the highest ratio; with ``over`` (points, 0 if within) and ``missing_seeds``.
+    None when no point has that split's errors."""
+    points = [p for p in points if worst(p, on) is not None]
     if not points:
         return None
 
     def gap(p):
-        return max(0.0, p["worst_delta"] - threshold), max(0, min_seeds - len(p["seeds"]))
+        return max(0.0, worst(p, on) - threshold), max(0, min_seeds - len(p["seeds"]))
 
     p = min(points, key=lambda p: (*gap(p), -p["ratio"]))
     over, missing = gap(p)
     return {"point": p, "over": over, "missing_seeds": missing}
 
 
-def best_ratio(points: list[dict], thresholds=THRESHOLDS, min_seeds: int = MIN_SEEDS) -> dict[str, dict[float, dict]]:
+def best_ratio(points: list[dict], thresholds=THRESHOLDS, min_seeds: int = MIN_SEEDS,
+               on: str = "val") -> dict[str, dict[float, dict]]:
     """Per method and threshold: ``ratio`` and ``point``, the highest mean ratio among the points that qualify
-    (``qualifies``), both None where none does, and then ``closest`` (``closest``) says by how much it missed."""
+    (``qualifies`` on split ``on``: validation by default), both None where none does, and then ``closest``
+    (``closest``) says by how much it missed (None when no point has that split's errors). Report the chosen
+    point's test deltas (``worst(point, "test")``)."""
     out: dict[str, dict[float, dict]] = {}
     for m in methods_in(points):
         mine = [p for p in points if p["method"] == m]
         out[m] = {}
         for t in thresholds:
-            ok = [p for p in mine if qualifies(p, t, min_seeds)]
+            ok = [p for p in mine if qualifies(p, t, min_seeds, on)]
             best = max(ok, key=lambda p: p["ratio"]) if ok else None
             out[m][t] = {"ratio": best["ratio"] if best else None, "point": best,
-                         "closest": None if best else closest(mine, t, min_seeds)}
+                         "closest": None if best else closest(mine, t, min_seeds, on)}
     return out
