@@ -91,6 +91,24 @@ def test_compressed_file_decodes_to_the_reported_error(lenet300_row, tmp_path):
     assert f"top1_err {row['metrics']['compressed/top1_err']:.2f}" in out.stdout
 
 
+def test_every_stage_is_also_measured_on_the_validation_split(lenet300_row):
+    from compression.architecture import decode_model
+    from experiments.data import MNISTSampleDataModule
+    from experiments.evaluate import test_errors
+
+    row, _, _ = lenet300_row
+    m = row["metrics"]
+    for stage in ("dense", "pruned", "quantized_init", "quantized", "compressed"):
+        assert f"{stage}/val_top1_err" in m, stage
+    dm = MNISTSampleDataModule()
+    dm.setup()
+    model = decode_model(row["artifacts"]["compressed_file"])
+    val = test_errors(model, dm.val_dataloader(), 10)["top1_err"]
+    test = test_errors(model, dm.test_dataloader(), 10)["top1_err"]
+    assert val == pytest.approx(m["compressed/val_top1_err"], abs=1e-3)  # the validation split's, not the test's
+    assert test == pytest.approx(m["compressed/top1_err"], abs=1e-3)
+
+
 def test_dead_neuron_export_in_the_row(lenet300_row):
     import os
 

@@ -189,16 +189,25 @@ class Run(Plan):
                                         ckpt_path=last_checkpoint(ckpt_dir))
         shutil.rmtree(ckpt_dir, ignore_errors=True)  # the unit's snapshot supersedes it
 
-    def evaluate(self, model: nn.Module | None = None) -> dict[str, float]:
-        """The task's test metrics (classification: top-1 and top-5 error in percent) on the test split."""
+    def evaluate(self, model: nn.Module | None = None, val: bool = False) -> dict[str, float]:
+        """The task's test metrics (classification: top-1 and top-5 error in percent) on the test split.
+
+        ``val``: also measure them on the validation split, for ``record`` to put in the row beside the test
+        numbers (``<stage>/val_<metric>``): what hyper-parameters and variants are chosen on."""
         if model is not None:
             saved, self.model = self.model, model
         try:
             lit = self.lit(1.0, 0.0, 0.0, "constant")
             t = self.trainer_kwargs()
             t["enable_progress_bar"] = False
-            res = pl.Trainer(logger=False, enable_checkpointing=False, enable_model_summary=False,
-                             default_root_dir=str(self.out_dir), **t).test(lit, datamodule=self.dm, verbose=False)[0]
+            trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_model_summary=False,
+                                 default_root_dir=str(self.out_dir), **t)
+            res = trainer.test(lit, datamodule=self.dm, verbose=False)[0]
+            self._val = None
+            if val and _has_val_split(self.dm):
+                with torch.random.fork_rng(devices=[]):  # a loader draws its seed: leave the run's stream as it was
+                    got = trainer.validate(lit, datamodule=self.dm, verbose=False)[0]
+                self._val = {k.removeprefix("val/"): float(v) for k, v in got.items() if k.startswith("val/")}
         finally:
             if model is not None:
                 self.model = saved
@@ -212,6 +221,9 @@ class Run(Plan):
         """The stage's errors into the row, with which test examples its model got right (a bitset)."""
         for k, v in errs.items():
             self.row["metrics"][f"{stage}/{k}"] = round(v, 4)
+        for k, v in (getattr(self, "_val", None) or {}).items():  # evaluate(val=True): the validation split's
+            self.row["metrics"][f"{stage}/val_{k}"] = round(v, 4)
+        self._val = None
         if getattr(self, "_correct", None) is not None:
             self.row.setdefault("correct", {})[stage] = pack_correct(self._correct)
             self._correct = None
@@ -239,6 +251,11 @@ class _StageClock(pl.Callback):
     def load_state_dict(self, state_dict: dict) -> None:
         if "elapsed_s" in state_dict:
             self.run.set_elapsed(float(state_dict["elapsed_s"]))
+
+
+def _has_val_split(dm) -> bool:
+    """Whether the data module has a validation split (its own ``val_dataloader``, not Lightning's stub)."""
+    return type(dm).val_dataloader is not pl.LightningDataModule.val_dataloader
 
 
 def _single_process() -> bool:

@@ -14,7 +14,7 @@ def dense_stage(run) -> None:
     if is_rank_zero():
         torch.save(run.model.state_dict(), run.out_dir / "dense.pt")  # reusable: model.checkpoint=..., sensitivity
     run.row["artifacts"]["dense_checkpoint"] = str(run.out_dir / "dense.pt")
-    run.record("dense", run.evaluate())
+    run.record("dense", run.evaluate(val=True))
     run.row.setdefault("histograms", {})["dense"] = weight_histograms(run, nonzero_only=False)
     for spec, module in run.modules():
         e = run.layer_entry(spec.name)

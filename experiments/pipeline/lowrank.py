@@ -23,7 +23,7 @@ def lowrank_stage(run) -> None:
         rank, numbers = method(module, spec.param, c.keep)
         stored += numbers
         run.layer_entry(spec.name).update(kind=spec.kind, weights=n, rank=rank, lowrank_numbers=int(numbers))
-    run.record("lowrank_init", run.evaluate())
+    run.record("lowrank_init", run.evaluate(val=True))
     run.fit("lowrank", c.epochs, d.lr * c.lr_scale, d.weight_decay, d.momentum, d.schedule)
-    run.record("lowrank", run.evaluate())
+    run.record("lowrank", run.evaluate(val=True))
     run.row.setdefault("ratio", {})["svd"] = round(lowrank_ratio(weights, raw, stored), 4)

@@ -123,7 +123,7 @@ def prune_stage(run) -> None:
         run.clock_into_row()
         run.progress.save(f"prune_r{r + 1}", run.row, run.model, run.specs)
     run.row["time_s"]["prune_criterion"] = round(sum(i.get("criterion_s", 0.0) for i in run.row["rounds"]), 3)
-    run.record("pruned", run.evaluate())
+    run.record("pruned", run.evaluate(val=True))
     layer_report(run)
     run.row.setdefault("histograms", {})["pruned"] = weight_histograms(run, nonzero_only=True)
     if is_rank_zero():  # the retrained sparse weights: start of the bits / init / trade-off sweeps

@@ -34,7 +34,7 @@ def storage_quantize_stage(run) -> None:
 def quantize_stage(run) -> None:
     c = run.conf.quantize
     storage_quantize_stage(run)  # the same per-layer weight sharing; then centroid fine-tuning
-    run.record("quantized_init", run.evaluate())  # before centroid fine-tuning
+    run.record("quantized_init", run.evaluate(val=True))  # before centroid fine-tuning
     _record_codebooks(run, "codebook_init")
     run.fit("quantize", c.epochs, c.lr, c.weight_decay, c.momentum, c.schedule, distill=run.distill("quantize", c.epochs))
     bad = [s.name for s, m in run.modules() if parametrize.is_parametrized(m, s.param)
@@ -42,7 +42,7 @@ def quantize_stage(run) -> None:
     if bad:  # DC Eq. 3 sums the gradients of every weight sharing a centroid: large steps can diverge
         raise UserError(f"centroid fine-tuning diverged: non-finite centroids in {bad}; lower quantize.lr "
                         f"(now {c.lr}) or set quantize.epochs=0")
-    run.record("quantized", run.evaluate())
+    run.record("quantized", run.evaluate(val=True))
     _record_codebooks(run, "codebook")
 
 
