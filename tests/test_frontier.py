@@ -176,8 +176,12 @@ def test_figure_and_table_from_rows(tmp_path, capsys):
     rows = qualified + two_seeds
     fig = fig_frontier(rows, "lenet300", note=lambda s: None)
     ax = fig.axes[0]
-    x, y = ax.get_lines()[0].get_data()  # the method's line, through its points by bytes
-    assert list(x) == pytest.approx([18000, 27000]) and list(y) == pytest.approx([0.1, 0.7 / 3])
+    # the recipes on 3 seeds joined by a line; the 2-seed trial a hollow marker apart
+    curve, trial = [l for l in ax.get_lines() if l.get_marker() == "o"]
+    assert list(curve.get_xdata()) == pytest.approx([27000]) and list(curve.get_ydata()) == pytest.approx([0.7 / 3])
+    assert curve.get_linestyle() == "-" and curve.get_markerfacecolor() != "none"
+    assert list(trial.get_xdata()) == pytest.approx([18000]) and list(trial.get_ydata()) == pytest.approx([0.1])
+    assert trial.get_linestyle() == "None" and trial.get_markerfacecolor() == "none"
     marks = sorted(l.get_xdata()[0] for l in ax.get_lines() if l.get_linestyle() == ":")
     assert marks == pytest.approx(sorted(DENSE_BYTES / s["ratio"] for s in pv.SUCCESSORS["lenet300"]))
     dashed = sorted(l.get_ydata()[0] for l in ax.get_lines() if l.get_linestyle() == "--")

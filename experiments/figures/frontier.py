@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
 from experiments import paper_values as pv
-from experiments.analysis.frontier import DATASET, EXPERIMENTS, THRESHOLDS, frontier_points, methods_in
+from experiments.analysis.frontier import DATASET, EXPERIMENTS, MIN_SEEDS, THRESHOLDS, frontier_points, methods_in
 from experiments.figures.style import Note, _finish, _new_figure
 
 RATIO_TICKS = (5, 10, 20, 30, 40, 50, 64, 80, 100, 150, 200, 300, 500, 1000)
@@ -62,14 +62,19 @@ def fig_frontier(rows: list[dict], experiment: str, note: Note = print):
     ax = axes[0][0]
     for i, m in enumerate(methods_in(pts)):
         sel = [p for p in pts if p["method"] == m]  # sorted by bytes
-        x = np.array([p["file_bytes"] for p in sel])
-        y = np.array([p["delta"] for p in sel])
-        yerr = [y - [p["band_low"] for p in sel], [p["band_high"] for p in sel] - y]
-        xerr = [x - [p["file_bytes_min"] for p in sel], [p["file_bytes_max"] for p in sel] - x]
-        seeds = max(len(p["seeds"]) for p in sel)
-        ax.errorbar(x, y, yerr=yerr, xerr=xerr, fmt="-o", ms=4, lw=1.2, capsize=2, color=f"C{i}",
-                    label=f"{m} ({len(sel)} point{'s' if len(sel) > 1 else ''}, up to {seeds} seed"
-                          f"{'s' if seeds > 1 else ''})")
+        full = [p for p in sel if len(p["seeds"]) >= MIN_SEEDS]  # a curve through the recipes run on every seed
+        pilots = [p for p in sel if len(p["seeds"]) < MIN_SEEDS]  # the trials a choice was made from: hollow
+        for group, fmt, face in ((full, "-o", f"C{i}"), (pilots, "o", "none")):
+            if not group:
+                continue
+            x = np.array([p["file_bytes"] for p in group])
+            y = np.array([p["delta"] for p in group])
+            yerr = [y - [p["band_low"] for p in group], [p["band_high"] for p in group] - y]
+            xerr = [x - [p["file_bytes_min"] for p in group], [p["file_bytes_max"] for p in group] - x]
+            what = (f"{len(group)} recipe{'s' if len(group) > 1 else ''}, {MIN_SEEDS}+ seeds" if group is full
+                    else f"{len(group)} trial{'s' if len(group) > 1 else ''} on fewer seeds")
+            ax.errorbar(x, y, yerr=yerr, xerr=xerr, fmt=fmt, ms=4, lw=1.2, capsize=2, color=f"C{i}", mfc=face,
+                        alpha=1.0 if group is full else 0.6, label=f"{m} ({what})")
     for t in THRESHOLDS:
         ax.axhline(t, ls="--", color="0.75", lw=0.8)
         ax.text(1.0, t, f" +{t:g}", transform=ax.get_yaxis_transform(), ha="left", va="center", fontsize=7,
@@ -90,7 +95,9 @@ def fig_frontier(rows: list[dict], experiment: str, note: Note = print):
     seeds = max(len(p["seeds"]) for p in pts)
     ours = (f"Full-pipeline rows on {DATASET}: the error of the model decoded from the file minus the run's own dense "
             f"model, paired over the test examples, mean over up to {seeds} seed{'s' if seeds > 1 else ''} (one point "
-            "per recipe: config without seed; the latest row per seed); error bars from the lowest seed's 95% "
+            "per recipe: config without seed; the latest row per seed; a line joins the recipes run on at least "
+            f"{MIN_SEEDS} seeds, hollow markers are trials on fewer, from which choices were made on validation); error "
+            "bars from the lowest seed's 95% "
             "bootstrap CI low to the highest seed's CI high. Dashed: +0.2, +0.5 and +1.0 points. Dotted: published "
             "ratios on MNIST, drawn at our dense fp32 bytes / ratio: other data and other byte counts, so marks "
             "of size only, never errors. Top axis: dense fp32 bytes / file bytes.")
