@@ -224,3 +224,15 @@ def test_skipped_with_a_line_when_no_row_qualifies(tmp_path, capsys):
                    for p in (tmp_path / d).iterdir())
     printed = capsys.readouterr().out
     assert "lenet300_frontier: skipped" in printed and "frontier: skipped" in printed
+
+
+def test_a_collapsed_trial_is_named_in_the_caption_not_drawn():
+    good = _recipe(0.08, (0.1, 0.2, 0.4), (27000, 27100, 26900))
+    collapsed = [_row(0, 80.0, 1200, density=0.001)]  # e.g. a network whose weights all fell to zero
+    notes = []
+    fig = fig_frontier(good + collapsed, "lenet300", note=notes.append)
+    xs = [x for l in fig.axes[0].get_lines() if l.get_marker() == "o" for x in l.get_xdata()]
+    assert xs == pytest.approx([27000])  # only the recipe within the scale
+    assert any("off the scale" in n and collapsed[0]["run_id"] in n for n in notes)
+    assert "Off the scale, not drawn" in fig._supxlabel.get_text()
+    assert collapsed[0]["run_id"] in fig._supxlabel.get_text()

@@ -11,6 +11,7 @@ from experiments.analysis.frontier import DATASET, EXPERIMENTS, MIN_SEEDS, THRES
 from experiments.figures.style import Note, _finish, _new_figure
 
 RATIO_TICKS = (5, 10, 20, 30, 40, 50, 64, 80, 100, 150, 200, 300, 500, 1000)
+OFF_SCALE = 5.0  # points: a recipe that costs more (e.g. a collapsed network) is named in the caption, not drawn
 
 
 def _marks(ax, experiment: str, dense_bytes: float) -> list[float]:
@@ -56,6 +57,11 @@ def fig_frontier(rows: list[dict], experiment: str, note: Note = print):
              "correct['dense'] and correct['compressed']")
         return None
     ids = {i for p in pts for i in p["run_ids"]}
+    drawn = [p for p in pts if p["delta"] <= OFF_SCALE] or pts  # when all are off, draw them: the scale follows
+    off, pts = [p for p in pts if p not in drawn], drawn
+    for p in off:
+        note(f"{experiment}_{stem}: off the scale, not drawn: {p['method']}, {p['ratio']:.0f}x at +{p['delta']:.1f} points "
+             f"(runs {', '.join(p['run_ids'])})")
     used = sorted((r for r in rows if r.get("experiment") == experiment and str(r.get("run_id")) in ids),
                   key=lambda r: str(r.get("run_id")))
     fig, axes = _new_figure(1, 1, 7.2, 4.6)
@@ -100,6 +106,8 @@ def fig_frontier(rows: list[dict], experiment: str, note: Note = print):
             "bars from the lowest seed's 95% "
             "bootstrap CI low to the highest seed's CI high. Dashed: +0.2, +0.5 and +1.0 points. Dotted: published "
             "ratios on MNIST, drawn at our dense fp32 bytes / ratio: other data and other byte counts, so marks "
-            "of size only, never errors. Top axis: dense fp32 bytes / file bytes.")
+            "of size only, never errors. Top axis: dense fp32 bytes / file bytes."
+            + ("".join(f" Off the scale, not drawn: {p['method']} at {p['ratio']:.0f}×, +{p['delta']:.1f} points "
+                       f"(run{'s' if len(p['run_ids']) > 1 else ''} {', '.join(p['run_ids'])})." for p in off)))
     _finish(fig, stem, "compressed − dense error vs file size per method", used[-1], used, ours)
     return fig
