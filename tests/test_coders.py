@@ -6,7 +6,7 @@ import pytest
 
 from compression.coders import coder_named
 from compression.coders.huffman import Huffman
-from compression.coders.rans import RANS
+from compression.coders.rans import HUFFMAN_MODE, RANS
 
 CODERS = [Huffman(), RANS()]
 
@@ -111,3 +111,35 @@ def test_a_file_written_by_a_coder_the_reader_lacks_is_refused(tmp_path, monkeyp
     path.write_bytes(blob + hashlib.sha256(blob).digest())
     with pytest.raises(container.CompressedFileError, match="cabac"):
         container.read_compressed(path)
+
+
+def test_rans_cost_is_what_it_codes_and_a_huffman_stream_needs_no_chunk():
+    # the encode stage's index-width search asks the cost of short gap streams, where Huffman is kept
+    rng = np.random.default_rng(3)
+    huffman_kept = np.tile([0, 1], 50)  # one bit per symbol is the entropy: rANS's final state cannot win
+    for s, alphabet in [(huffman_kept, 4), (rng.integers(0, 32, 40), 32), (rng.integers(0, 4, 5000), 4),
+                        (np.zeros(7, np.int64), 8)]:
+        enc = RANS().encode(s, alphabet, 4096)
+        assert RANS().cost_bits(s, alphabet) == enc.n_bits + 8 * len(enc.table)
+    assert RANS().encode(huffman_kept, 4, 4096).table[:1] == bytes([HUFFMAN_MODE])
+
+
+def test_a_rans_run_end_to_end_into_a_file_that_decodes_to_the_evaluated_model(tmp_path):
+    # with the experiment's index-width search (encode.optimize_index_bits), which asks the coder's cost
+    from compression import container
+    from compression.architecture import decode_model
+    from conftest import compose_cfg
+    from experiments.data import MNISTSampleDataModule
+    from experiments.evaluate import test_errors as decoded_test_errors
+    from experiments.pipeline import run
+
+    row = run(compose_cfg(["+experiment=lenet300", "data=mnist_sample", "encode/coder=rans", "dense.epochs=1",
+                           "prune.rounds=1", "prune.epochs_per_round=1", "quantize.epochs=1",
+                           "trainer.limit_train_batches=8", "logger=none", "trainer.enable_progress_bar=false"],
+                          tmp_path))
+    path = row["artifacts"]["compressed_file"]
+    assert row["config"]["encode"]["optimize_index_bits"] and container.inspect(path)["coder"] == "rans"
+    dm = MNISTSampleDataModule()
+    dm.setup()
+    err = decoded_test_errors(decode_model(path), dm.test_dataloader(), 10)["top1_err"]
+    assert err == pytest.approx(row["metrics"]["compressed/top1_err"], abs=1e-6)

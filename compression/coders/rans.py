@@ -122,8 +122,11 @@ class RANS(EntropyCoder):
         return present[np.asarray(out, np.int64)]
 
     def cost_bits(self, symbols: np.ndarray, alphabet: int) -> int:
-        s = self.encode(symbols, alphabet, 0)
-        return s.n_bits + 8 * len(s.table)
+        """The bits ``encode`` spends on the stream and its table, without Huffman's chunk offsets (as
+        ``Huffman.cost_bits``): the smallest rANS resolution, or Huffman plus the mode byte."""
+        symbols = np.asarray(symbols, np.int64).ravel()
+        options = [self._encode_with(symbols, alphabet, r) for r in RESOLUTIONS]
+        return min(min(s.n_bits + 8 * len(s.table) for s in options), 8 + Huffman().cost_bits(symbols, alphabet))
 
 
 CODER = RANS
