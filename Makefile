@@ -4,7 +4,7 @@
 PY := .venv/bin/python
 STAMP := .venv/.installed
 
-.PHONY: run test test-slow venv sweeps figures criteria
+.PHONY: run test test-slow venv sweeps figures criteria frontier
 venv: $(STAMP)
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv .venv
@@ -56,6 +56,22 @@ criteria: venv
 	  $(CRIT_M) +experiment=$$e +sweep=criteria_iterative seed=$$s $$ck $$x || exit 1; \
 	  for c in magnitude obd obs; do \
 	    $(CRIT) +experiment=$$e seed=$$s $$ck dense.epochs=0 prune/criterion=$$c $$x || exit 1; done; \
+	done; done
+	$(PY) -m experiments.figures
+	$(PY) -m experiments.tables
+
+# The rate-error frontier (conf/sweep/frontier.yaml, conf/recipe/; docs/frontier.md): per seed the dense model
+# (the criteria's, trained once), then each method's recipe from it; the hyper-parameters in conf/recipe/ were
+# chosen on the validation split (the trials: docs/frontier.md). LeNet-5 jobs train a quarter epoch per epoch.
+FR_RECIPES := "" +recipe=distill +recipe=rans +recipe=ecsq '+recipe=[ecsq,distill,rans]' \
+	'+recipe=[ecsq,distill,rans,allocated]'
+frontier: venv
+	for s in $(CRIT_SEEDS); do for e in lenet300 lenet5; do \
+	  x=$$( [ $$e = lenet5 ] && echo $(L5) ); \
+	  [ -f outputs/$$e/dense_seed$$s/dense.pt ] || $(CRIT) +experiment=$$e seed=$$s prune=none quantize=none \
+	    encode=none write_row=false hydra.run.dir=outputs/$$e/dense_seed$$s || exit 1; \
+	  for r in $(FR_RECIPES); do OMP_NUM_THREADS=1 $(CRIT) +experiment=$$e +sweep=frontier seed=$$s $$r $$x \
+	    || exit 1; done; \
 	done; done
 	$(PY) -m experiments.figures
 	$(PY) -m experiments.tables

@@ -236,3 +236,40 @@ def test_a_collapsed_trial_is_named_in_the_caption_not_drawn():
     assert any("off the scale" in n and collapsed[0]["run_id"] in n for n in notes)
     assert "Off the scale, not drawn" in fig._supxlabel.get_text()
     assert collapsed[0]["run_id"] in fig._supxlabel.get_text()
+
+
+RECIPE_OVERRIDES = {  # what each conf/recipe/*.yaml stands for on the command line (the trials were run so)
+    "distill": ["prune.distill=0.3", "prune.distill_temperature=2", "quantize.distill=0.3",
+                "quantize.distill_temperature=2"],
+    "rans": ["encode/coder=rans"],
+    "ecsq": ["quantize/quantizer=ecsq", "quantize.quantizer.rate=3", "quantize.quantizer.hessian=true"],
+    "allocated": ["prune/allocation=sensitivity", "prune.allocation.budget=0.05"],
+}
+
+
+@pytest.mark.parametrize("experiment", ["lenet300", "lenet5"])
+def test_each_recipe_composes_to_the_config_of_its_trials_and_is_labelled(experiment, tmp_path):
+    from omegaconf import OmegaConf
+
+    from conftest import CONF_DIR, compose_cfg
+    from experiments.canonical import recipe_key
+
+    assert sorted(p.stem for p in (Path(CONF_DIR) / "recipe").glob("*.yaml")) == sorted(RECIPE_OVERRIDES)
+
+    def config(overrides):
+        cfg = compose_cfg([f"+experiment={experiment}", "+sweep=frontier", "seed=1", *overrides], tmp_path)
+        cfg = OmegaConf.to_container(cfg, resolve=True)
+        cfg.pop("hydra", None)
+        return cfg
+
+    combos = [[r] for r in RECIPE_OVERRIDES] + [["ecsq", "distill", "rans"], ["ecsq", "distill", "rans", "allocated"]]
+    labels = {}
+    for names in combos:
+        by_file = config([f"+recipe=[{','.join(names)}]"])
+        by_hand = config([o for n in names for o in RECIPE_OVERRIDES[n]])
+        assert recipe_key(by_file, None) == recipe_key(by_hand, None), names  # a trial's row joins its recipe
+        labels[tuple(names)] = FA.method_of({"config": by_file})
+    assert config([])["model"]["checkpoint"] == f"outputs/{experiment}/dense_seed1/dense.pt"  # the seed's own
+    assert labels[("ecsq", "distill", "rans")] == "ECSQ + distillation + rANS"
+    assert labels[("ecsq", "distill", "rans", "allocated")] == "ECSQ + distillation + allocated densities + rANS"
+    assert labels[("distill",)] == "k-means (DC) + distillation"
