@@ -57,8 +57,11 @@ def fig_frontier(rows: list[dict], experiment: str, note: Note = print):
              "correct['dense'] and correct['compressed']")
         return None
     ids = {i for p in pts for i in p["run_ids"]}
-    drawn = [p for p in pts if p["delta"] <= OFF_SCALE] or pts  # when all are off, draw them: the scale follows
-    off, pts = [p for p in pts if p not in drawn], drawn
+    off = [p for p in pts if p["delta"] > OFF_SCALE]
+    if len(off) < len(pts):
+        pts = [p for p in pts if p["delta"] <= OFF_SCALE]
+    else:  # all off the scale: draw them, the scale follows
+        off = []
     for p in off:
         note(f"{experiment}_{stem}: off the scale, not drawn: {p['method']}, {p['ratio']:.0f}x at +{p['delta']:.1f} points "
              f"(runs {', '.join(p['run_ids'])})")
