@@ -46,11 +46,14 @@ figures: venv
 CRIT_SEEDS := 0 1 2
 CRIT := $(PY) run.py trainer.enable_progress_bar=false
 CRIT_M := OMP_NUM_THREADS=1 $(PY) run.py -m trainer.enable_progress_bar=false
+# the dense model of experiment e, seed s (the loops' shell variables): the criteria and the frontier
+# jobs of that seed start from it
+DENSE = $(CRIT) +experiment=$$e seed=$$s prune=none quantize=none encode=none write_row=false \
+	hydra.run.dir=outputs/$$e/dense_seed$$s
 criteria: venv
 	for s in $(CRIT_SEEDS); do for e in lenet300 lenet5; do \
 	  x=$$( [ $$e = lenet5 ] && echo $(L5) ); \
-	  $(CRIT) +experiment=$$e seed=$$s prune=none quantize=none encode=none write_row=false \
-	    hydra.run.dir=outputs/$$e/dense_seed$$s || exit 1; \
+	  $(DENSE) || exit 1; \
 	  ck=model.checkpoint=outputs/$$e/dense_seed$$s/dense.pt; \
 	  $(CRIT_M) +experiment=$$e +sweep=criteria seed=$$s $$ck $$x || exit 1; \
 	  $(CRIT_M) +experiment=$$e +sweep=criteria_iterative seed=$$s $$ck $$x || exit 1; \
@@ -68,8 +71,7 @@ FR_RECIPES := "" +recipe=distill +recipe=rans +recipe=ecsq '+recipe=[ecsq,distil
 frontier: venv
 	for s in $(CRIT_SEEDS); do for e in lenet300 lenet5; do \
 	  x=$$( [ $$e = lenet5 ] && echo $(L5) ); \
-	  [ -f outputs/$$e/dense_seed$$s/dense.pt ] || $(CRIT) +experiment=$$e seed=$$s prune=none quantize=none \
-	    encode=none write_row=false hydra.run.dir=outputs/$$e/dense_seed$$s || exit 1; \
+	  [ -f outputs/$$e/dense_seed$$s/dense.pt ] || $(DENSE) || exit 1; \
 	  for r in $(FR_RECIPES); do OMP_NUM_THREADS=1 $(CRIT) +experiment=$$e +sweep=frontier seed=$$s $$r $$x \
 	    || exit 1; done; \
 	done; done
