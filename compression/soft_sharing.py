@@ -8,8 +8,13 @@ Retraining with a prior. One Gaussian mixture over every compressible tensor of 
 has J - 1 learned components and component 0 fixed at mu_0 = 0 with a fixed, large mixing proportion
 pi_0 (the pruning component). The network is retrained on
 
-    L = cross-entropy(batch mean) + tau * ( -log p(w) - log p(lambda) )        (paper Eq. 5)
+    L = -log p(D | w) + tau * ( -log p(w) - log p(lambda) )                     (paper Eq. 5)
 
+where -log p(D | w) is the negative log-likelihood of the whole training set. Each minibatch step
+minimizes that loss divided by the number N of training examples, cross-entropy(batch mean) +
+(tau / N) * (-log p(w) - log p(lambda)), as the authors' tutorial does (``loss_weights`` 1 and
+``tau / N``), so that ``tau`` is in the paper's units (5e-3) whatever the data set's size. (Rows
+before this scaling multiplied the prior by ``tau`` itself: their ``tau`` is ``tau / N`` here.)
 with the means, log-precisions and mixing proportions learned beside the weights (Adam, each group at
 its own learning rate), and Gamma hyper-priors on the precisions -- (alpha, beta) = (5e3, 2) for the
 zero component, (2.5e2, 0.1) for the others -- which keep a component from collapsing onto a single
@@ -125,6 +130,17 @@ def most_responsible(x: np.ndarray, means, log_precisions, log_pis) -> np.ndarra
     return score.argmax(1)
 
 
+def _examples(batches) -> int:
+    """N of Eq. 5: the training set's size, from a DataLoader's dataset or by counting a list's batches."""
+    dataset = getattr(batches, "dataset", None)
+    if dataset is not None:
+        return len(dataset)
+    if isinstance(batches, (list, tuple)):
+        return sum(len(y) for _, y in batches)
+    raise ValueError("soft weight-sharing scales its prior by the training set's size (paper Eq. 5): pass "
+                     "dataset_size=N, or batches with a .dataset (a DataLoader) or as a list")
+
+
 class SoftWeightSharing:
     """Quantizer plug-in: retrain under the mixture prior (``prepare``), then each layer takes its
     weights' component means (module docstring)."""
@@ -134,7 +150,7 @@ class SoftWeightSharing:
     def __init__(self, components: int = 17, pi_zero: float = 0.999, tau: float = 5e-3, epochs: int = 10,
                  lr: float = 5e-4, lr_means: float = 1e-4, lr_precisions: float = 3e-3, lr_mixing: float = 3e-3,
                  init_std: float = 0.25, merge_kl: float = 1e-2, gamma_zero=GAMMA_ZERO, gamma_other=GAMMA_OTHER,
-                 batches: int | None = None, progress: bool = False):
+                 batches: int | None = None, dataset_size: int | None = None, progress: bool = False):
         if epochs < 0 or tau < 0:
             raise ValueError("epochs and tau must be >= 0")
         self.components, self.pi_zero, self.tau, self.epochs = int(components), float(pi_zero), float(tau), int(epochs)
@@ -142,15 +158,18 @@ class SoftWeightSharing:
         self.init_std, self.merge_kl = float(init_std), float(merge_kl)
         self.gamma_zero, self.gamma_other = tuple(gamma_zero), tuple(gamma_other)
         self.batches = None if batches is None else int(batches)  # per epoch; None: the whole training set
+        self.dataset_size = None if dataset_size is None else int(dataset_size)  # N; None: counted from batches
         self.progress = bool(progress)
         self.mixture: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.history: list[dict] = []
+        self.n_train: int | None = None
 
     # -- retraining --------------------------------------------------------------------------------
     def prepare(self, model: nn.Module, specs: list, batches=None) -> None:
         if batches is None:
             raise ValueError("soft weight-sharing retrains the network under its prior: it needs training "
                              "data (a storage-only run has none)")
+        n_train = self.n_train = self.dataset_size or _examples(batches)
         tensors = [tensor_of(model, s) for s in specs]
         top = max(float(t.detach().abs().max()) for t in tensors)
         prior = GaussianMixturePrior(self.components, self.pi_zero,
@@ -170,7 +189,7 @@ class SoftWeightSharing:
                 x, y = x.to(device), y.to(device)
                 ce = F.cross_entropy(model(x), y)
                 weights = [tensor_of(model, s) for s in specs]  # after the forward: through any pruning mask
-                loss = ce + self.tau * prior.neg_log_prob(weights)
+                loss = ce + self.tau / n_train * prior.neg_log_prob(weights)  # Eq. 5 per example
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -192,7 +211,7 @@ class SoftWeightSharing:
 
     def report(self) -> dict:
         """For the row: each epoch's training cross-entropy and density, and the merged mixture."""
-        out: dict = {"history": self.history}
+        out: dict = {"history": self.history, "dataset_size": self.n_train}
         if self.mixture is not None:
             m, lp, lpi = self.mixture
             out["components"] = {"mean": [round(float(v), 6) for v in m],

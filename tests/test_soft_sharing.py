@@ -114,7 +114,7 @@ def test_retraining_under_the_prior_pulls_weights_to_zero_and_keeps_the_task():
             opt.zero_grad()
             nn.functional.cross_entropy(net(xb), yb).backward()
             opt.step()
-    q = SoftWeightSharing(components=5, pi_zero=0.9, tau=0.01, epochs=15, lr=2e-3, lr_means=1e-3, lr_precisions=1e-2,
+    q = SoftWeightSharing(components=5, pi_zero=0.9, tau=5.0, epochs=15, lr=2e-3, lr_means=1e-3, lr_precisions=1e-2,
                           lr_mixing=1e-2, merge_kl=1e-2)
     q.prepare(net, net.layer_specs(), batches)  # a list: iterated once per epoch
     assert len(q.history) == 15 and q.history[-1]["density"] < 0.5
@@ -152,3 +152,27 @@ def test_end_to_end_into_a_file_that_decodes_to_the_evaluated_model(tmp_path):
     dm.setup()
     err = decoded_test_errors(decode_model(row["artifacts"]["compressed_file"]), dm.test_dataloader(), 10)["top1_err"]
     assert err == pytest.approx(row["metrics"]["compressed/top1_err"], abs=1e-6)
+
+
+def test_tau_is_per_training_example_as_in_eq5():
+    """Eq. 5 weighs the prior against the whole data set's likelihood: a minibatch's mean cross-entropy
+    gets tau / N of the prior, so doubling N at the same tau halves the prior's pull, and doubling both
+    changes nothing."""
+    torch.manual_seed(0)
+    x = torch.randn(64, 8)
+    y = (x[:, 0] > 0).long()
+    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+
+    def retrained(**kw):
+        torch.manual_seed(1)
+        net = _Net()
+        q = SoftWeightSharing(components=3, pi_zero=0.9, epochs=2, **kw)
+        q.prepare(net, net.layer_specs(), batches)
+        return q, torch.cat([p.detach().flatten() for p in net.parameters()])
+
+    q, counted = retrained(tau=50.0)
+    assert q.n_train == 64 and q.report()["dataset_size"] == 64  # N counted from the batches
+    _, same = retrained(tau=100.0, dataset_size=128)
+    _, weaker = retrained(tau=50.0, dataset_size=128)
+    assert torch.allclose(counted, same, atol=1e-6)
+    assert not torch.allclose(counted, weaker, atol=1e-4)
