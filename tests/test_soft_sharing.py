@@ -22,7 +22,7 @@ def test_prior_is_the_mixture_density_and_the_gamma_hyper_priors():
     with torch.no_grad():
         prior.log_precisions.copy_(torch.tensor([2.0, 1.0, 0.5, 3.0, 1.5], dtype=torch.float64))
         prior.rhos.copy_(torch.tensor([0.1, -0.3, 0.7, 0.0], dtype=torch.float64))
-    w = [torch.randn(7, 3), torch.randn(11)]
+    w = [torch.randn(7, 3, dtype=torch.float64), torch.randn(11, dtype=torch.float64)]
     means, logp, log_pis = (t.detach().numpy() for t in prior.mixture())
     assert math.isclose(np.exp(log_pis).sum(), 1.0) and math.isclose(np.exp(log_pis[0]), 0.9) and means[0] == 0
     x = np.concatenate([t.numpy().ravel() for t in w])[:, None]
@@ -31,6 +31,8 @@ def test_prior_is_the_mixture_density_and_the_gamma_hyper_priors():
     # -log Gamma(lam; a, b) up to its constant, in the log-precision variable: (1 - a) log lam + b lam
     hyper = sum((1 - a) * np.log(l) + b * l for (a, b), l in zip([(5.0, 2.0)] + [(3.0, 0.5)] * 4, lam))
     assert float(prior.neg_log_prob(w)) == pytest.approx(-np.log(dens).sum() + hyper, rel=1e-9)
+    # a float32 network's weights: the prior per weight in float32, the sum in float64
+    assert float(prior.neg_log_prob([t.float() for t in w])) == pytest.approx(-np.log(dens).sum() + hyper, rel=1e-6)
 
 
 def test_the_priors_gradient_matches_finite_differences():
