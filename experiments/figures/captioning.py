@@ -71,9 +71,10 @@ def fig_lstm_density(rows: list[dict], experiment: str, note: Note = print):
     srows = [r for r in rows if r.get("experiment") == experiment and r.get("sweep") == "lstm_density"]
     name = {"neuraltalk": "NeuralTalk-style captioner on fashion_captions (real images, synthetic captions)",
             "lstm_fmnist": "row-LSTM classifier on sequential Fashion-MNIST"}.get(experiment, experiment)
-    fig.suptitle(f"{name}: pruning the LSTM (ours)", fontsize=10)
+    fig.suptitle("\n".join(textwrap.wrap(f"{name}: pruning the LSTM (ours)", 90)), fontsize=10)
+    over = f"{seeds} seeds" if seeds != 1 else "1 seed"
     ours = (f"Ours: every LSTM matrix pruned by magnitude to the density shown, other layers dense, from each "
-            f"seed's dense model; mean over up to {seeds} seeds, band = min to max; metric after pruning (and "
+            f"seed's dense model; mean over up to {over}, band = min to max; metric after pruning (and "
             f"retraining), before quantization. Diamonds: the experiment's rows (compressed file), min to max over "
             f"seeds. Rows: {len(srows)} ({_run_ids(srows)}), commit {_commits(srows)}.")
     wrapped = [line for para in (PAPER, ours) for line in textwrap.wrap(para, 120)]
