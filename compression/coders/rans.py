@@ -23,6 +23,11 @@ bench_coders.py``: LeNet-300-100's ip2 gaps, 2,710 symbols, 38 bits more). So ea
 both ways and the smaller kept: the table's first byte is the resolution ``r`` for ANS, or 0 for a
 stream stored as canonical Huffman (``compression.coders.huffman``: its table, payload and offsets
 follow). The file never grows by choosing rANS.
+
+On such streams the table is the other half of the cost, so the encoder also tries tables whose
+rarest symbols share one level (a cap below ``MAX_LEVEL``): a cruder model of the tail, but fewer
+distinct levels to store. It estimates table + payload for every (resolution, cap) and codes the two
+best exactly beside the full tables (``_candidates``); the format is the same, a level per symbol.
 """
 
 from __future__ import annotations
@@ -37,14 +42,36 @@ RESOLUTIONS = (1, 2, 3)  # levels per bit of probability
 MAX_LEVEL = 24
 
 
-def _levels(counts: np.ndarray, r: int) -> np.ndarray:
-    """Per symbol 0 (absent) or 1 + round(r * log2(max count / count)), at most MAX_LEVEL."""
+def _levels(counts: np.ndarray, r: int, cap: int = MAX_LEVEL) -> np.ndarray:
+    """Per symbol 0 (absent) or 1 + round(r * log2(max count / count)), at most ``cap``."""
     out = np.zeros(counts.size, np.int64)
     present = counts > 0
     if present.any():
         ratio = counts[present].max() / counts[present]
-        out[present] = np.minimum(1 + np.round(r * np.log2(ratio)).astype(np.int64), MAX_LEVEL)
+        out[present] = np.minimum(1 + np.round(r * np.log2(ratio)).astype(np.int64), cap)
     return out
+
+
+def _estimate_bits(counts: np.ndarray, levels: np.ndarray, r: int) -> float:
+    """Table + payload bits of one model, estimated without coding: the table's packed size, the
+    stream's cross-entropy under the model, and the coder's final state (one 32-bit word)."""
+    present = levels > 0
+    logp = -(levels[present] - 1) / r
+    logp = logp - np.log2(np.exp2(logp).sum())
+    return 8 * (1 + len(pack_levels(levels))) - float((counts[present] * logp).sum()) + 32
+
+
+def _candidates(counts: np.ndarray, keep: int = 2) -> list[tuple[int, int]]:
+    """The (resolution, cap) pairs worth coding exactly: the ``keep`` smallest by ``_estimate_bits``.
+    A lower cap gives every symbol rarer than it one shared level -- a cruder model of the tail, but a
+    table with fewer distinct levels, which is what a stream of a few thousand symbols over a wide
+    alphabet (a layer's gaps) pays most for. The file format is the same: the table holds the levels."""
+    scored = []
+    for r in RESOLUTIONS:
+        full = _levels(counts, r)
+        for cap in range(2, int(full.max()) + 1 if full.any() else 3):
+            scored.append((_estimate_bits(counts, np.minimum(full, cap), r), r, cap))
+    return [(r, cap) for _, r, cap in sorted(scored)[:keep]]
 
 
 def _model(levels: np.ndarray, r: int):
@@ -67,11 +94,11 @@ def _read_table(table: bytes, alphabet: int) -> tuple[np.ndarray, int]:
 class RANS(EntropyCoder):
     name = "rans"
 
-    def _encode_with(self, symbols: np.ndarray, alphabet: int, r: int) -> CodedStream:
+    def _encode_with(self, symbols: np.ndarray, alphabet: int, r: int, cap: int = MAX_LEVEL) -> CodedStream:
         import constriction
 
         counts = np.bincount(symbols, minlength=alphabet) if symbols.size else np.zeros(alphabet, np.int64)
-        levels = _levels(counts, r)
+        levels = _levels(counts, r, cap)
         table = bytes([r]) + pack_levels(levels)
         present = np.flatnonzero(levels)
         if symbols.size == 0 or present.size <= 1:  # nothing to code: the table says it all
@@ -84,9 +111,16 @@ class RANS(EntropyCoder):
         words = coder.get_compressed().astype("<u4")
         return CodedStream(table, words.tobytes(), b"", 32 * int(words.size))
 
+    def _options(self, symbols: np.ndarray, alphabet: int) -> list[CodedStream]:
+        """Every resolution at the full level range, and the two best (resolution, cap) estimates."""
+        counts = np.bincount(symbols, minlength=alphabet) if symbols.size else np.zeros(alphabet, np.int64)
+        pairs = [(r, MAX_LEVEL) for r in RESOLUTIONS]
+        pairs += [p for p in _candidates(counts) if p not in pairs]
+        return [self._encode_with(symbols, alphabet, r, cap) for r, cap in pairs]
+
     def encode(self, symbols: np.ndarray, alphabet: int, chunk: int) -> CodedStream:
         symbols = np.asarray(symbols, np.int64).ravel()
-        options = [self._encode_with(symbols, alphabet, r) for r in RESOLUTIONS]
+        options = self._options(symbols, alphabet)
         h = Huffman().encode(symbols, alphabet, chunk)
         options.append(CodedStream(bytes([HUFFMAN_MODE]) + h.table, h.payload, h.offsets, h.n_bits))
         return min(options, key=lambda s: 8 * len(s.table) + 8 * len(s.offsets) + s.n_bits)
@@ -125,7 +159,7 @@ class RANS(EntropyCoder):
         """The bits ``encode`` spends on the stream and its table, without Huffman's chunk offsets (as
         ``Huffman.cost_bits``): the smallest rANS resolution, or Huffman plus the mode byte."""
         symbols = np.asarray(symbols, np.int64).ravel()
-        options = [self._encode_with(symbols, alphabet, r) for r in RESOLUTIONS]
+        options = self._options(symbols, alphabet)
         return min(min(s.n_bits + 8 * len(s.table) for s in options), 8 + Huffman().cost_bits(symbols, alphabet))
 
 
