@@ -15,8 +15,8 @@ minimizes that loss divided by the number N of training examples, cross-entropy(
 (tau / N) * (-log p(w) - log p(lambda)), as the authors' tutorial does (``loss_weights`` 1 and
 ``tau / N``), so that ``tau`` is in the paper's units (5e-3) whatever the data set's size. (Rows
 before this scaling multiplied the prior by ``tau`` itself: their ``tau`` is ``tau / N`` here.)
-with the means, log-precisions and mixing proportions learned beside the weights (Adam, each group at
-its own learning rate), and Gamma hyper-priors on the precisions -- (alpha, beta) = (5e3, 2) for the
+The means, log-precisions and mixing proportions are learned beside the weights (Adam, each group at
+its own learning rate), with Gamma hyper-priors on the precisions -- (alpha, beta) = (5e3, 2) for the
 zero component, (2.5e2, 0.1) for the others -- which keep a component from collapsing onto a single
 weight (the values of the authors' tutorial). After retraining (paper section 3, "post-processing"):
 components whose KL divergence is below ``merge_kl`` are merged (their proportions summed, means and

@@ -24,10 +24,11 @@ both ways and the smaller kept: the table's first byte is the resolution ``r`` f
 stream stored as canonical Huffman (``compression.coders.huffman``: its table, payload and offsets
 follow). The file never grows by choosing rANS.
 
-On such streams the table is the other half of the cost, so the encoder also tries tables whose
-rarest symbols share one level (a cap below ``MAX_LEVEL``): a cruder model of the tail, but fewer
-distinct levels to store. It estimates table + payload for every (resolution, cap) and codes the two
-best exactly beside the full tables (``_candidates``); the format is the same, a level per symbol.
+On streams of a few thousand symbols over a wide alphabet the table is the other half of the cost,
+so the encoder also tries tables whose rarest symbols share one level (a cap below ``MAX_LEVEL``): a
+cruder model of the tail, but fewer distinct levels to store. It estimates table + payload for every
+(resolution, cap) and codes the two best exactly beside the full tables (``_candidates``); the format
+is the same, a level per symbol.
 """
 
 from __future__ import annotations
