@@ -100,7 +100,7 @@ def fig_frontier(rows: list[dict], experiment: str, note: Note = print):
     ax.set_xlabel("compressed file on disk (1 KB = 1000 B), log scale")
     ax.set_ylabel("compressed − dense test error (points)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="best")
     seeds = max(len(p["seeds"]) for p in pts)
     ours = (f"Full-pipeline rows on {DATASET}: the error of the model decoded from the file minus the run's own dense "
             f"model, paired over the test examples, mean over up to {seeds} seed{'s' if seeds > 1 else ''} (one point "
@@ -110,7 +110,17 @@ def fig_frontier(rows: list[dict], experiment: str, note: Note = print):
             "bootstrap CI low to the highest seed's CI high. Dashed: +0.2, +0.5 and +1.0 points. Dotted: published "
             "ratios on MNIST, drawn at our dense fp32 bytes / ratio: other data and other byte counts, so marks "
             "of size only, never errors. Top axis: dense fp32 bytes / file bytes."
-            + ("".join(f" Off the scale, not drawn: {p['method']} at {p['ratio']:.0f}×, +{p['delta']:.1f} points "
-                       f"(run{'s' if len(p['run_ids']) > 1 else ''} {', '.join(p['run_ids'])})." for p in off)))
+            + _off_scale(off))
     _finish(fig, stem, "compressed − dense error vs file size per method", used[-1], used, ours)
     return fig
+
+
+def _off_scale(off: list[dict]) -> str:
+    """The caption's sentence on the recipes not drawn, one clause per method: ratio, points and runs of each."""
+    by: dict[str, list[dict]] = {}
+    for p in off:
+        by.setdefault(p["method"], []).append(p)
+    return "".join(
+        f" Off the scale, not drawn: {method} at " + "; ".join(
+            f"{p['ratio']:.0f}×, +{p['delta']:.1f} points ({', '.join(p['run_ids'])})" for p in ps) + "."
+        for method, ps in by.items())
