@@ -43,6 +43,10 @@ RESOLUTIONS = (1, 2, 3)  # levels per bit of probability
 MAX_LEVEL = 24
 
 
+def _counts(symbols: np.ndarray, alphabet: int) -> np.ndarray:
+    return np.bincount(symbols, minlength=alphabet) if symbols.size else np.zeros(alphabet, np.int64)
+
+
 def _levels(counts: np.ndarray, r: int, cap: int = MAX_LEVEL) -> np.ndarray:
     """Per symbol 0 (absent) or 1 + round(r * log2(max count / count)), at most ``cap``."""
     out = np.zeros(counts.size, np.int64)
@@ -95,10 +99,12 @@ def _read_table(table: bytes, alphabet: int) -> tuple[np.ndarray, int]:
 class RANS(EntropyCoder):
     name = "rans"
 
-    def _encode_with(self, symbols: np.ndarray, alphabet: int, r: int, cap: int = MAX_LEVEL) -> CodedStream:
+    def _encode_with(self, symbols: np.ndarray, alphabet: int, r: int, cap: int = MAX_LEVEL,
+                     counts: np.ndarray | None = None) -> CodedStream:
         import constriction
 
-        counts = np.bincount(symbols, minlength=alphabet) if symbols.size else np.zeros(alphabet, np.int64)
+        if counts is None:
+            counts = _counts(symbols, alphabet)
         levels = _levels(counts, r, cap)
         table = bytes([r]) + pack_levels(levels)
         present = np.flatnonzero(levels)
@@ -114,10 +120,10 @@ class RANS(EntropyCoder):
 
     def _options(self, symbols: np.ndarray, alphabet: int) -> list[CodedStream]:
         """Every resolution at the full level range, and the two best (resolution, cap) estimates."""
-        counts = np.bincount(symbols, minlength=alphabet) if symbols.size else np.zeros(alphabet, np.int64)
+        counts = _counts(symbols, alphabet)  # once for every option
         pairs = [(r, MAX_LEVEL) for r in RESOLUTIONS]
         pairs += [p for p in _candidates(counts) if p not in pairs]
-        return [self._encode_with(symbols, alphabet, r, cap) for r, cap in pairs]
+        return [self._encode_with(symbols, alphabet, r, cap, counts) for r, cap in pairs]
 
     def encode(self, symbols: np.ndarray, alphabet: int, chunk: int) -> CodedStream:
         symbols = np.asarray(symbols, np.int64).ravel()
