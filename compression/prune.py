@@ -94,20 +94,45 @@ def keep_count(module: nn.Module, name: str = "weight", *, density: float | None
     return int((values.abs() >= quality * values.std(unbiased=False)).sum())
 
 
-def prune_to(module: nn.Module, name: str, scores: torch.Tensor, keep: int) -> torch.Tensor:
+def block_keep_counts(module: nn.Module, name: str, blocks: int, *, density: float | None = None,
+                      quality: float | None = None) -> list[int]:
+    """``keep_count`` of each of ``blocks`` equal row blocks of ``module.<name>`` on its own (an LSTM
+    matrix stacks its four gates as row blocks): the density, or LWC's std rule, holds in every block."""
+    w, mask = getattr(module, name), current_mask(module, name)
+    if blocks < 1 or w.shape[0] % blocks:
+        raise ValueError(f"{name}: {w.shape[0]} rows do not split into {blocks} equal blocks")
+    rows = w.shape[0] // blocks
+    counts = []
+    for b in range(blocks):
+        part = nn.Module()
+        part.register_buffer("w", w.detach()[b * rows:(b + 1) * rows])
+        part.register_buffer("w_mask", mask[b * rows:(b + 1) * rows])
+        counts.append(keep_count(part, "w", density=density, quality=quality))
+    return counts
+
+
+def prune_to(module: nn.Module, name: str, scores: torch.Tensor, keep: int | list[int]) -> torch.Tensor:
     """Keep the ``keep`` surviving connections with the highest ``scores``; prune the rest. Returns the mask.
 
+    ``keep`` a list of ``B`` counts: the tensor's rows split into ``B`` equal blocks (an LSTM's gates),
+    and block ``b`` keeps its own ``keep[b]`` highest-scoring survivors (``block_keep_counts``).
     The mask goes through ``torch.nn.utils.prune.custom_from_mask``, so it composes with
     earlier pruning (a pruned connection never comes back) and SGD can never revive one.
     """
     alive = current_mask(module, name)
-    values = scores.detach().to(alive.device)[alive]
-    k = max(0, min(int(keep), values.numel()))
-    keep_alive = torch.zeros_like(values, dtype=torch.bool)
-    if k > 0:
-        keep_alive[torch.topk(values.flatten(), k, sorted=False).indices] = True
+    counts = [keep] if isinstance(keep, int) else list(keep)
+    if alive.shape[0] % len(counts):
+        raise ValueError(f"{name}: {alive.shape[0]} rows do not split into {len(counts)} equal blocks")
+    rows = alive.shape[0] // len(counts)
     new = torch.zeros_like(alive)
-    new[alive] = keep_alive
+    for b, count in enumerate(counts):
+        block_alive = alive[b * rows:(b + 1) * rows]
+        values = scores.detach().to(alive.device)[b * rows:(b + 1) * rows][block_alive]
+        k = max(0, min(int(count), values.numel()))
+        keep_alive = torch.zeros_like(values, dtype=torch.bool)
+        if k > 0:
+            keep_alive[torch.topk(values.flatten(), k, sorted=False).indices] = True
+        new[b * rows:(b + 1) * rows][block_alive] = keep_alive
     prune.custom_from_mask(module, name, new)
     return new
 
@@ -123,6 +148,7 @@ class Criterion:
     """
 
     needs_data = False
+    per_block = True  # ``prune`` takes a count per row block (prune.per_block)
 
     def prepare(self, model: nn.Module, specs: list, batches=None) -> None:
         """Gather what ``scores`` needs (Hessians, activations, ...) before any layer is pruned."""
@@ -130,7 +156,8 @@ class Criterion:
     def scores(self, module: nn.Module, name: str) -> torch.Tensor:
         raise NotImplementedError
 
-    def prune(self, module: nn.Module, name: str, keep: int) -> None:
+    def prune(self, module: nn.Module, name: str, keep: int | list[int]) -> None:
+        """``keep``: a count, or one per equal row block (``prune.per_block``; see ``prune_to``)."""
         prune_to(module, name, self.scores(module, name), keep)
 
 

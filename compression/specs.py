@@ -45,6 +45,9 @@ class LayerSpec:
                    (pooling and flattening allowed beside it); None = anything else (BatchNorm,
                    LRN, a residual sum, ...), which neuron pruning does not touch.
     sole_consumer: ``next`` is the only consumer of this layer's output units.
+    blocks:        the tensor stacks this many equal row blocks with roles of their own (an LSTM matrix:
+                   its four gates, input, forget, cell, output); ``prune.per_block`` holds the density in
+                   each block instead of over the whole tensor.
     """
 
     name: str
@@ -54,6 +57,7 @@ class LayerSpec:
     next: str | None = None
     via: str | None = None
     sole_consumer: bool = False
+    blocks: int = 1
 
     @property
     def key(self) -> str:
@@ -93,6 +97,10 @@ def check_specs(model: nn.Module, specs: Iterable[LayerSpec]) -> None:
             raise SpecError(f"{where}: spec {s.name!r} names module {s.module!r}, which the model lacks") from None
         if not isinstance(getattr(module, s.param, None), torch.Tensor):
             raise SpecError(f"{where}: spec {s.name!r}: module {s.module!r} has no parameter {s.param!r}")
+        rows = getattr(module, s.param).shape[0] if getattr(module, s.param).dim() else 0
+        if not isinstance(s.blocks, int) or s.blocks < 1 or rows % s.blocks:
+            raise SpecError(f"{where}: spec {s.name!r} has blocks={s.blocks!r}, which does not split its "
+                            f"{rows} rows into equal blocks")
         if s.next is not None and s.next not in names:
             raise SpecError(f"{where}: spec {s.name!r} names next={s.next!r}, which is not a spec")
         if s.via is not None and s.via not in VIAS:

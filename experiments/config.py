@@ -177,6 +177,9 @@ class PruneConf:
     # of weights allocated across layers from data (compression/allocation.py), instead of the dict
     allocation: Optional[Dict[str, Any]] = field(default=None, metadata=_meta(
         meaningful=lambda g, _: g.get("method", "density") == "density"))
+    # Ours: the density (or LWC's std rule) holds in each row block a layer spec declares (``blocks``: an
+    # LSTM matrix's four gates) rather than over the whole tensor. Rows from before it pruned whole tensors.
+    per_block: bool = field(default=False, metadata=_meta(absent=False))
     rounds: int = 1
     epochs_per_round: int = 0
     lr_scale: float = 0.1              # retraining LR = dense.lr * lr_scale (LWC: 1/10 for LeNet)

@@ -78,6 +78,7 @@ CASES = [
     ([E, S, "+logger.foo=1"], ["logger.foo", "CSVLogger"]),
     ([E, S, "trainer.strategy=foo"], ["strategy=foo"]),
     ([E, S, "+data.val_size=600"], ["data.val_size", "data.val_size=600"]),  # Hydra's hint is the fix
+    ([E, S, "prune/criterion=obs", "prune.per_block=true"], ["prune.per_block", "OBS", "magnitude"]),
 ]
 
 

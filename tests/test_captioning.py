@@ -382,7 +382,7 @@ def test_a_tiny_captioning_run_writes_a_row_and_a_file_that_captions_as_evaluate
     from experiments.analysis.captioning import captions_of, read_record, write_record
     from experiments.pipeline import run
 
-    row = run(compose_cfg([*TINY, f"data.root={fmnist}"], tmp_path))
+    row = run(compose_cfg([*TINY, f"data.root={fmnist}", "prune.per_block=true"], tmp_path))
     (path,) = rows_in(tmp_path)
     assert json.loads(path.read_text())["run_id"] == row["run_id"] and row["dataset"] == "fashion_captions"
     m = row["metrics"]
@@ -391,7 +391,12 @@ def test_a_tiny_captioning_run_writes_a_row_and_a_file_that_captions_as_evaluate
     assert "bleu4_retrained" in row["rounds"][0]  # pruning rounds report the task's headline
     by = {l["name"]: l for l in row["layers"]}
     assert by["WLSTM_h"]["kind"] == "recurrent" and by["Ws"]["kind"] == "embedding"
-    assert by["WLSTM_h"]["nonzeros"] == round(0.1 * 4 * 16 * 16)
+    assert by["WLSTM_h"]["nonzeros"] == 4 * round(0.1 * 16 * 16)
+    # prune.per_block: each gate of each LSTM matrix holds the density, as the file stores it
+    from experiments.analysis.lstm import file_gate_densities
+    gates = file_gate_densities(row["artifacts"]["compressed_file"])
+    assert gates["WLSTM_h"] == [round(0.1 * 16 * 16) / (16 * 16)] * 4
+    assert gates["WLSTM_x"] == [round(0.1 * 16 * 8) / (16 * 8)] * 4
     layers, _, meta, _ = read_layers(row["artifacts"]["compressed_file"])
     assert {(l.key, l.kind) for l in layers} >= {("lstm.weight_hh_l0", "recurrent"), ("Ws.weight", "embedding")}
     assert meta["model"]["_target_"] == "experiments.models.neuraltalk.NeuralTalk"

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from compression.prune import (MagnitudeThreshold, current_mask, density, magnitude_prune, make_permanent,
-                               resolve_per_layer, schedule_densities)
+from compression.prune import (MagnitudeThreshold, block_keep_counts, current_mask, density, magnitude_prune,
+                               make_permanent, prune_to, resolve_per_layer, schedule_densities)
 
 
 def _linear(weights):
@@ -28,6 +28,23 @@ def test_density_keeps_exact_count_hand_computed():
     magnitude_prune(m, density=0.25)
     assert m.weight_mask.tolist() == [[0, 1, 0, 0], [1, 0, 0, 0]]
     assert density(m) == 0.25
+
+
+def test_per_block_density_holds_in_each_row_block_hand_computed():
+    # two blocks of one row each: over the whole tensor density 0.5 keeps 7, 6, 4, -3 (all of block 1 but 4);
+    # per block it keeps the two largest of each: -7, 2 and 6, 4
+    m = _linear([[1.0, -7.0, 2.0, 0.5], [6.0, -3.0, 0.1, 4.0]])
+    counts = block_keep_counts(m, "weight", 2, density=0.5)
+    assert counts == [2, 2]
+    prune_to(m, "weight", m.weight.detach().abs(), counts)
+    assert m.weight_mask.tolist() == [[0, 1, 1, 0], [1, 0, 0, 1]]
+    # a second step composes per block: survivors only, never revived
+    counts = block_keep_counts(m, "weight", 2, density=0.25)
+    assert counts == [1, 1]
+    prune_to(m, "weight", m.weight.detach().abs(), counts)
+    assert m.weight_mask.tolist() == [[0, 1, 0, 0], [1, 0, 0, 0]]
+    with pytest.raises(ValueError, match="equal blocks"):
+        block_keep_counts(m, "weight", 3, density=0.5)
 
 
 def test_repeated_pruning_composes_and_never_revives():
@@ -110,3 +127,12 @@ def test_method_validates_arguments():
         MagnitudeThreshold()
     with pytest.raises(ValueError):
         magnitude_prune(nn.Linear(2, 2), density=1.5)
+
+
+def test_a_spec_whose_blocks_do_not_split_its_rows_is_refused():
+    from compression.specs import LayerSpec, SpecError, check_specs
+
+    lstm = nn.LSTM(3, 5)  # weight_hh_l0: 20 rows, the four gates of 5
+    check_specs(lstm, [LayerSpec("hh", "", "weight_hh_l0", kind="recurrent", blocks=4)])
+    with pytest.raises(SpecError, match="blocks=3"):
+        check_specs(lstm, [LayerSpec("hh", "", "weight_hh_l0", kind="recurrent", blocks=3)])

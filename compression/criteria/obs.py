@@ -169,6 +169,7 @@ class OBS(Criterion):
     """Layer-wise Optimal Brain Surgeon with greedy per-row removal and exact correction (module docstring)."""
 
     needs_data = True
+    per_block = False
 
     def __init__(self, batches: int = 8, damp: float = 0.01, block: int = 32):
         if batches < 1 or damp <= 0 or block < 1:
@@ -195,6 +196,8 @@ class OBS(Criterion):
     def prune(self, module: nn.Module, name: str, keep: int) -> None:
         from torch.nn.utils import prune as torch_prune
 
+        if not isinstance(keep, int):
+            raise ValueError("OBS prunes whole tensors: run it without prune.per_block")
         H = self.hessians[id(module), name]
         w_eff = getattr(module, name).detach()
         shape = w_eff.shape

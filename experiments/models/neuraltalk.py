@@ -78,8 +78,8 @@ class NeuralTalk(nn.Module):
         return [*convs,
                 LayerSpec("We", "We", kind="fc"),
                 LayerSpec("Ws", "Ws", kind="embedding"),
-                LayerSpec("WLSTM_x", "lstm", "weight_ih_l0", kind="recurrent"),
-                LayerSpec("WLSTM_h", "lstm", "weight_hh_l0", kind="recurrent"),
+                LayerSpec("WLSTM_x", "lstm", "weight_ih_l0", kind="recurrent", blocks=4),
+                LayerSpec("WLSTM_h", "lstm", "weight_hh_l0", kind="recurrent", blocks=4),
                 LayerSpec("Wd", "Wd", kind="fc")]
 
     # -- training: teacher forcing -------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 The smallest real check that recurrent weights prune and retrain (LWC's pruning applied to an LSTM, as Han et
 al. do for NeuralTalk). Specs: ``lstm_ih`` (input-to-gates, 4*hidden x 28) and ``lstm_hh`` (recurrent,
-4*hidden x hidden), both of kind ``recurrent`` and each stacking the four gates (input, forget, cell, output),
+4*hidden x hidden), both of kind ``recurrent`` and each stacking the four gates (input, forget, cell, output;
+``blocks=4``),
 and ``fc`` (the classifier on the last step's hidden state). No spec states a neuron-pruning link: an LSTM
 unit feeds its own gates at the next step.
 """
@@ -22,8 +23,8 @@ class RowLSTM(nn.Module):
         self.fc = nn.Linear(int(hidden), num_classes)
 
     def layer_specs(self) -> list[LayerSpec]:
-        return [LayerSpec("lstm_ih", "lstm", "weight_ih_l0", kind="recurrent"),
-                LayerSpec("lstm_hh", "lstm", "weight_hh_l0", kind="recurrent"),
+        return [LayerSpec("lstm_ih", "lstm", "weight_ih_l0", kind="recurrent", blocks=4),
+                LayerSpec("lstm_hh", "lstm", "weight_hh_l0", kind="recurrent", blocks=4),
                 LayerSpec("fc", "fc", kind="fc")]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -160,6 +160,10 @@ class Plan:
             self.names = [s.name for s in self.specs]
             self._check_layer_keys()
         self.plugins = build_all(conf)  # criterion, quantizer, coder, low-rank method: arguments checked now
+        criterion = self.plugins.get("prune.criterion")
+        if conf.prune.enabled and conf.prune.per_block and not getattr(criterion, "per_block", False):
+            raise UserError(f"prune.per_block=true: the criterion {type(criterion).__name__} prunes whole tensors "
+                            "only; use prune/criterion=magnitude or drop prune.per_block")
         if "prune.allocation" in self.plugins and self.specs is not None:  # its densities, for this model's layers
             try:
                 self.plugins["prune.allocation"].densities(self.layer_sizes())

@@ -14,7 +14,7 @@ import time
 import torch
 
 from compression.neurons import drop_dead_connections, links, remove_dead_units
-from compression.prune import keep_count, schedule_densities
+from compression.prune import block_keep_counts, keep_count, schedule_densities
 from experiments.checkpoints import is_rank_zero
 from experiments.models.state import clean_model_of, clean_state_dict
 from experiments.pipeline.report import layer_report, overall_density, weight_histograms
@@ -53,7 +53,11 @@ def prune_layers(run, criterion, values: dict[str, float]) -> float:
     with torch.random.fork_rng(devices=[]):  # a loader draws its seed from the run's random stream: leave it alone
         criterion.prepare(run.model, run.specs, _batches(run) if criterion.needs_data else None)
     for spec, module in run.modules():
-        criterion.prune(module, spec.param, keep_count(module, spec.param, **{key: values[spec.name]}))
+        if run.conf.prune.per_block and spec.blocks > 1:  # each gate of an LSTM matrix to the density
+            keep = block_keep_counts(module, spec.param, spec.blocks, **{key: values[spec.name]})
+        else:
+            keep = keep_count(module, spec.param, **{key: values[spec.name]})
+        criterion.prune(module, spec.param, keep)
     return time.perf_counter() - t
 
 
