@@ -30,6 +30,12 @@ Called like any quantizer (``compression.quantize.KMeans``): ``prepare(model, sp
 iterated once per epoch, e.g. a DataLoader; the loss is the cross-entropy of a classifier's logits),
 then per layer ``(weight, bits, mask) -> (codebook, labels, mask)``: the returned mask marks the
 weights that did not fall to zero.
+
+Ours, not in the paper: ``prepare(..., validate=f)``, ``f(model) -> error`` on a validation split, measures
+after every epoch what the post-processing would give at that point (mixture merged, each weight at its
+component's mean; the training weights untouched) and records it in the history (``val_err_hard``). With
+``keep_best=True`` the retraining ends on the epoch where that error was lowest (early stopping, chosen on
+validation): its weights and its mixture.
 """
 
 from __future__ import annotations
@@ -133,6 +139,32 @@ def most_responsible(x: np.ndarray, means, log_precisions, log_pis) -> np.ndarra
     return score.argmax(1)
 
 
+def _clone(state: dict) -> dict:
+    return {k: v.detach().clone() for k, v in state.items()}
+
+
+def _post_processed(model: nn.Module, specs: list, prior: GaussianMixturePrior, merge_kl: float, validate) -> float:
+    """``validate(model)`` with every spec's weights where the post-processing would put them now (mixture
+    merged, each weight at its most responsible component's mean); the weights are restored afterwards."""
+    means, logp, log_pis = merge_components(*(t.detach().cpu().numpy() for t in prior.mixture()), merge_kl)
+    saved = _clone(model.state_dict())
+    was_training = model.training
+    try:
+        with torch.no_grad():
+            for s in specs:
+                module = model.get_submodule(s.module)
+                w = tensor_of(model, s).detach()
+                snapped = means[most_responsible(w.cpu().numpy(), means, logp, log_pis)].reshape(w.shape)
+                target = getattr(module, s.param + "_orig", None)  # under a pruning mask: its pruned entries stay 0
+                (target if target is not None else getattr(module, s.param)).copy_(
+                    torch.from_numpy(snapped).to(w.dtype))
+        model.eval()
+        return validate(model)
+    finally:
+        model.load_state_dict(saved)
+        model.train(was_training)
+
+
 def _examples(batches) -> int:
     """N of Eq. 5: the training set's size, from a DataLoader's dataset or by counting a list's batches."""
     dataset = getattr(batches, "dataset", None)
@@ -149,11 +181,13 @@ class SoftWeightSharing:
     weights' component means (module docstring)."""
 
     needs_data = True
+    uses_validation = True  # prepare(..., validate=): the error after post-processing, each epoch
 
     def __init__(self, components: int = 17, pi_zero: float = 0.999, tau: float = 5e-3, epochs: int = 10,
                  lr: float = 5e-4, lr_means: float = 1e-4, lr_precisions: float = 3e-3, lr_mixing: float = 3e-3,
                  init_std: float = 0.25, merge_kl: float = 1e-2, gamma_zero=GAMMA_ZERO, gamma_other=GAMMA_OTHER,
-                 batches: int | None = None, dataset_size: int | None = None, progress: bool = False):
+                 batches: int | None = None, dataset_size: int | None = None, keep_best: bool = False,
+                 progress: bool = False):
         if epochs < 0 or tau < 0:
             raise ValueError("epochs and tau must be >= 0")
         self.components, self.pi_zero, self.tau, self.epochs = int(components), float(pi_zero), float(tau), int(epochs)
@@ -162,16 +196,20 @@ class SoftWeightSharing:
         self.gamma_zero, self.gamma_other = tuple(gamma_zero), tuple(gamma_other)
         self.batches = None if batches is None else int(batches)  # per epoch; None: the whole training set
         self.dataset_size = None if dataset_size is None else int(dataset_size)  # N; None: counted from batches
+        self.keep_best = bool(keep_best)
         self.progress = bool(progress)
+        self.best_epoch: int | None = None
         self.mixture: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self.history: list[dict] = []
         self.n_train: int | None = None
 
     # -- retraining --------------------------------------------------------------------------------
-    def prepare(self, model: nn.Module, specs: list, batches=None) -> None:
+    def prepare(self, model: nn.Module, specs: list, batches=None, validate=None) -> None:
         if batches is None:
             raise ValueError("soft weight-sharing retrains the network under its prior: it needs training "
                              "data (a storage-only run has none)")
+        if self.keep_best and validate is None:
+            raise ValueError("keep_best=True chooses the epoch on a validation split: pass validate=")
         n_train = self.n_train = self.dataset_size or _examples(batches)
         tensors = [tensor_of(model, s) for s in specs]
         top = max(float(t.detach().abs().max()) for t in tensors)
@@ -186,6 +224,7 @@ class SoftWeightSharing:
         was_training = model.training
         model.train()
         device = tensors[0].device
+        best = None  # (validation error after post-processing, epoch, model state, prior state)
         for epoch in range(self.epochs):
             ce_sum, n = 0.0, 0
             for _, (x, y) in zip(range(self.batches) if self.batches else itertools.count(), batches):
@@ -198,8 +237,17 @@ class SoftWeightSharing:
                 opt.step()
                 ce_sum, n = ce_sum + float(ce.detach()) * len(y), n + len(y)
             self.history.append(self._summary(epoch + 1, ce_sum / max(n, 1), prior, model, specs))
+            if validate is not None:
+                err = self.history[-1]["val_err_hard"] = round(float(_post_processed(model, specs, prior,
+                                                                                     self.merge_kl, validate)), 4)
+                if self.keep_best and (best is None or err < best[0]):
+                    best = (err, epoch + 1, _clone(model.state_dict()), _clone(prior.state_dict()))
             if self.progress:
                 print(f"soft weight-sharing epoch {epoch + 1}/{self.epochs}: {self.history[-1]}")
+        if best is not None:
+            self.best_epoch = best[1]
+            model.load_state_dict(best[2])
+            prior.load_state_dict(best[3])
         model.train(was_training)
         means, logp, log_pis = (t.detach().cpu().numpy() for t in prior.mixture())
         self.mixture = merge_components(means, logp, log_pis, self.merge_kl)
@@ -215,6 +263,8 @@ class SoftWeightSharing:
     def report(self) -> dict:
         """For the row: each epoch's training cross-entropy and density, and the merged mixture."""
         out: dict = {"history": self.history, "dataset_size": self.n_train}
+        if self.best_epoch is not None:
+            out["best_epoch"] = self.best_epoch
         if self.mixture is not None:
             m, lp, lpi = self.mixture
             out["components"] = {"mean": [round(float(v), 6) for v in m],

@@ -144,12 +144,16 @@ def test_end_to_end_into_a_file_that_decodes_to_the_evaluated_model(tmp_path):
 
     row = run(compose_cfg(["+experiment=lenet300", "data=mnist_sample", "prune=none", "quantize/quantizer=soft_sharing",
                            "quantize.quantizer.epochs=2", "quantize.quantizer.batches=4", "quantize.epochs=0", "dense.epochs=1",
+                           "quantize.quantizer.keep_best=true",
                            "trainer.limit_train_batches=8", "logger=none", "trainer.enable_progress_bar=false"],
                           tmp_path))
     assert row["config"]["quantize"]["quantizer"]["_target_"].endswith("SoftWeightSharing")
     layers = {l["name"]: l for l in row["layers"]}
     assert all(l["nonzeros"] < l["weights"] for l in layers.values())  # the zero component pruned each layer
     assert len(row["quantizer"]["history"]) == 2 and row["quantizer"]["components"]["mean"][0] == 0.0
+    # keep_best: each epoch's post-processed model measured on the validation split, the best epoch kept
+    hard = [h["val_err_hard"] for h in row["quantizer"]["history"]]
+    assert row["quantizer"]["best_epoch"] == 1 + hard.index(min(hard))
     dm = MNISTSampleDataModule()
     dm.setup()
     err = decoded_test_errors(decode_model(row["artifacts"]["compressed_file"]), dm.test_dataloader(), 10)["top1_err"]
@@ -178,3 +182,31 @@ def test_tau_is_per_training_example_as_in_eq5():
     _, weaker = retrained(tau=50.0, dataset_size=128)
     assert torch.allclose(counted, same, atol=1e-6)
     assert not torch.allclose(counted, weaker, atol=1e-4)
+
+
+def test_keep_best_ends_on_the_epoch_whose_post_processed_model_validates_best():
+    torch.manual_seed(0)
+    x = torch.randn(64, 8)
+    y = (x[:, 0] > 0).long()
+    batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
+    seen = []
+
+    def validate(model):  # what it is shown: every weight at one of the merged components' means
+        values = torch.cat([model.fc1.weight.detach().flatten(), model.fc2.weight.detach().flatten()])
+        seen.append(len(torch.unique(values)))
+        return [5.0, 3.0, 4.0][len(seen) - 1]
+
+    def retrained(epochs, **kw):
+        torch.manual_seed(1)
+        net = _Net()
+        q = SoftWeightSharing(components=4, pi_zero=0.9, tau=50.0, epochs=epochs, lr=1e-2, **kw)
+        q.prepare(net, net.layer_specs(), batches, **({"validate": validate} if kw.get("keep_best") else {}))
+        return q, [p.detach().clone() for p in net.parameters()]
+
+    q, kept = retrained(3, keep_best=True)
+    assert len(seen) == 3 and all(n <= 4 for n in seen)
+    assert [h["val_err_hard"] for h in q.history] == [5.0, 3.0, 4.0] and q.report()["best_epoch"] == 2
+    _, after_two = retrained(2)  # measuring does not move the weights: epoch 2's are what training reached
+    assert all(torch.equal(a, b) for a, b in zip(kept, after_two))
+    with pytest.raises(ValueError, match="validation"):
+        SoftWeightSharing(keep_best=True).prepare(_Net(), _Net().layer_specs(), batches)

@@ -217,6 +217,23 @@ class Run(Plan):
         self._correct = torch.cat(correct).numpy() if correct and _single_process() else None
         return out
 
+    def validation_headline(self, model: nn.Module) -> float:
+        """``model``'s headline metric (``top1_err``) on the validation split alone: what a plug-in that
+        chooses during training (soft weight-sharing's ``keep_best``) measures. The test split is not read."""
+        if not _has_val_split(self.dm):
+            raise UserError(f"{type(self.dm).__name__} has no validation split to choose on")
+        saved, self.model = self.model, model
+        try:
+            t = self.trainer_kwargs()
+            t["enable_progress_bar"] = False
+            trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_model_summary=False,
+                                 default_root_dir=str(self.out_dir), **t)
+            with torch.random.fork_rng(devices=[]):  # a loader draws its seed: leave the run's stream as it was
+                got = trainer.validate(self.lit(1.0, 0.0, 0.0, "constant"), datamodule=self.dm, verbose=False)[0]
+        finally:
+            self.model = saved
+        return float(got[f"val/{self.headline}"])
+
     def record(self, stage: str, errs: dict[str, float]) -> None:
         """The stage's errors into the row, with which test examples its model got right (a bitset)."""
         for k, v in errs.items():

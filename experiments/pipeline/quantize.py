@@ -16,8 +16,14 @@ def storage_quantize_stage(run) -> None:
     if getattr(quantizer, "needs_data", False):  # e.g. a Hessian-weighted quantizer: once, before any layer
         from experiments.pipeline.prune import _batches
 
+        # a quantizer that measures itself on the validation split while it trains (soft weight-sharing) gets
+        # the means to: the run's validation split only
+        from experiments.pipeline.context import _has_val_split
+
+        kw = {"validate": run.validation_headline} if (getattr(quantizer, "uses_validation", False)
+                                                       and _has_val_split(run.dm)) else {}
         with torch.random.fork_rng(devices=[]):
-            quantizer.prepare(run.model, run.specs, _batches(run))
+            quantizer.prepare(run.model, run.specs, _batches(run), **kw)
     for i, (spec, module) in enumerate(run.modules()):
         bits = int(run.value("quantize.bits", spec))
         weights = int(getattr(module, spec.param).numel())
