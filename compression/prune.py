@@ -81,14 +81,17 @@ def keep_count(module: nn.Module, name: str = "weight", *, density: float | None
     ``density``: round(density * numel), the published per-layer densities. ``quality``: as many as
     LWC's rule keeps, ``|w| >= quality * std(w)`` over the surviving weights (population std).
     """
-    mask = current_mask(module, name)
+    return _keep(getattr(module, name).detach(), current_mask(module, name), density, quality)
+
+
+def _keep(w: torch.Tensor, mask: torch.Tensor, density: float | None, quality: float | None) -> int:
     if density is not None:
         if not 0.0 <= density <= 1.0:
             raise ValueError(f"density must be in [0, 1], got {density}")
         return min(int(round(density * mask.numel())), int(mask.sum()))
     if quality is None or quality < 0:
         raise ValueError(f"quality must be >= 0, got {quality}")
-    values = getattr(module, name).detach()[mask]
+    values = w[mask]
     if values.numel() == 0:
         return 0
     return int((values.abs() >= quality * values.std(unbiased=False)).sum())
@@ -98,17 +101,11 @@ def block_keep_counts(module: nn.Module, name: str, blocks: int, *, density: flo
                       quality: float | None = None) -> list[int]:
     """``keep_count`` of each of ``blocks`` equal row blocks of ``module.<name>`` on its own (an LSTM
     matrix stacks its four gates as row blocks): the density, or LWC's std rule, holds in every block."""
-    w, mask = getattr(module, name), current_mask(module, name)
+    w, mask = getattr(module, name).detach(), current_mask(module, name)
     if blocks < 1 or w.shape[0] % blocks:
         raise ValueError(f"{name}: {w.shape[0]} rows do not split into {blocks} equal blocks")
     rows = w.shape[0] // blocks
-    counts = []
-    for b in range(blocks):
-        part = nn.Module()
-        part.register_buffer("w", w.detach()[b * rows:(b + 1) * rows])
-        part.register_buffer("w_mask", mask[b * rows:(b + 1) * rows])
-        counts.append(keep_count(part, "w", density=density, quality=quality))
-    return counts
+    return [_keep(w[b * rows:(b + 1) * rows], mask[b * rows:(b + 1) * rows], density, quality) for b in range(blocks)]
 
 
 def prune_to(module: nn.Module, name: str, scores: torch.Tensor, keep: int | list[int]) -> torch.Tensor:

@@ -198,10 +198,7 @@ class Run(Plan):
             saved, self.model = self.model, model
         try:
             lit = self.lit(1.0, 0.0, 0.0, "constant")
-            t = self.trainer_kwargs()
-            t["enable_progress_bar"] = False
-            trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_model_summary=False,
-                                 default_root_dir=str(self.out_dir), **t)
+            trainer = self._eval_trainer()
             res = trainer.test(lit, datamodule=self.dm, verbose=False)[0]
             self._val = None
             if val and _has_val_split(self.dm):
@@ -224,15 +221,18 @@ class Run(Plan):
             raise UserError(f"{type(self.dm).__name__} has no validation split to choose on")
         saved, self.model = self.model, model
         try:
-            t = self.trainer_kwargs()
-            t["enable_progress_bar"] = False
-            trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_model_summary=False,
-                                 default_root_dir=str(self.out_dir), **t)
             with torch.random.fork_rng(devices=[]):  # a loader draws its seed: leave the run's stream as it was
-                got = trainer.validate(self.lit(1.0, 0.0, 0.0, "constant"), datamodule=self.dm, verbose=False)[0]
+                got = self._eval_trainer().validate(self.lit(1.0, 0.0, 0.0, "constant"), datamodule=self.dm,
+                                                    verbose=False)[0]
         finally:
             self.model = saved
         return float(got[f"val/{self.headline}"])
+
+    def _eval_trainer(self) -> pl.Trainer:
+        t = self.trainer_kwargs()
+        t["enable_progress_bar"] = False
+        return pl.Trainer(logger=False, enable_checkpointing=False, enable_model_summary=False,
+                          default_root_dir=str(self.out_dir), **t)
 
     def record(self, stage: str, errs: dict[str, float]) -> None:
         """The stage's errors into the row, with which test examples its model got right (a bitset)."""

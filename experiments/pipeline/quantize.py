@@ -14,12 +14,10 @@ def storage_quantize_stage(run) -> None:
     """Per-layer weight sharing (``quantize.quantizer``, no fine-tuning): the whole stage in storage-only runs."""
     quantizer = run.plugins["quantize.quantizer"]
     if getattr(quantizer, "needs_data", False):  # e.g. a Hessian-weighted quantizer: once, before any layer
+        from experiments.pipeline.context import _has_val_split
         from experiments.pipeline.prune import _batches
 
-        # a quantizer that measures itself on the validation split while it trains (soft weight-sharing) gets
-        # the means to: the run's validation split only
-        from experiments.pipeline.context import _has_val_split
-
+        # one that also measures itself while it trains (soft weight-sharing) gets the validation split only
         kw = {"validate": run.validation_headline} if (getattr(quantizer, "uses_validation", False)
                                                        and _has_val_split(run.dm)) else {}
         with torch.random.fork_rng(devices=[]):
