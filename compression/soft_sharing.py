@@ -32,8 +32,9 @@ then per layer ``(weight, bits, mask) -> (codebook, labels, mask)``: the returne
 weights that did not fall to zero.
 
 Ours, not in the paper: ``prepare(..., validate=f)``, ``f(model) -> error`` on a validation split, measures
-after every epoch what the post-processing would give at that point (mixture merged, each weight at its
-component's mean; the training weights untouched) and records it in the history (``val_err_hard``). With
+after every epoch the network as trained (``val_err``) and what the post-processing would give at that point
+(``val_err_hard``: mixture merged, each weight at its component's mean; the training weights untouched),
+and records both in the history. With
 ``keep_best=True`` the retraining ends on the epoch where that error was lowest (early stopping, chosen on
 validation): its weights and its mixture.
 """
@@ -143,6 +144,15 @@ def _clone(state: dict) -> dict:
     return {k: v.detach().clone() for k, v in state.items()}
 
 
+def _evaluated(model: nn.Module, validate) -> float:
+    was_training = model.training
+    model.eval()
+    try:
+        return validate(model)
+    finally:
+        model.train(was_training)
+
+
 def _post_processed(model: nn.Module, specs: list, prior: GaussianMixturePrior, merge_kl: float, validate) -> float:
     """``validate(model)`` with every spec's weights where the post-processing would put them now (mixture
     merged, each weight at its most responsible component's mean); the weights are restored afterwards."""
@@ -237,7 +247,8 @@ class SoftWeightSharing:
                 opt.step()
                 ce_sum, n = ce_sum + float(ce.detach()) * len(y), n + len(y)
             self.history.append(self._summary(epoch + 1, ce_sum / max(n, 1), prior, model, specs))
-            if validate is not None:
+            if validate is not None:  # the network as trained, then as the post-processing would leave it
+                self.history[-1]["val_err"] = round(float(_evaluated(model, validate)), 4)
                 err = self.history[-1]["val_err_hard"] = round(float(_post_processed(model, specs, prior,
                                                                                      self.merge_kl, validate)), 4)
                 if self.keep_best and (best is None or err < best[0]):

@@ -194,7 +194,7 @@ def test_keep_best_ends_on_the_epoch_whose_post_processed_model_validates_best()
     def validate(model):  # what it is shown: every weight at one of the merged components' means
         values = torch.cat([model.fc1.weight.detach().flatten(), model.fc2.weight.detach().flatten()])
         seen.append(len(torch.unique(values)))
-        return [5.0, 3.0, 4.0][len(seen) - 1]
+        return [9.0, 5.0, 9.0, 3.0, 9.0, 4.0][len(seen) - 1]  # as trained, then post-processed, per epoch
 
     def retrained(epochs, **kw):
         torch.manual_seed(1)
@@ -204,8 +204,9 @@ def test_keep_best_ends_on_the_epoch_whose_post_processed_model_validates_best()
         return q, [p.detach().clone() for p in net.parameters()]
 
     q, kept = retrained(3, keep_best=True)
-    assert len(seen) == 3 and all(n <= 4 for n in seen)
+    assert len(seen) == 6 and all(n <= 4 for n in seen[1::2]) and all(n > 4 for n in seen[::2])
     assert [h["val_err_hard"] for h in q.history] == [5.0, 3.0, 4.0] and q.report()["best_epoch"] == 2
+    assert [h["val_err"] for h in q.history] == [9.0] * 3
     _, after_two = retrained(2)  # measuring does not move the weights: epoch 2's are what training reached
     assert all(torch.equal(a, b) for a, b in zip(kept, after_two))
     with pytest.raises(ValueError, match="validation"):
