@@ -121,10 +121,11 @@ def prune_to(module: nn.Module, name: str, scores: torch.Tensor, keep: int | lis
     if alive.shape[0] % len(counts):
         raise ValueError(f"{name}: {alive.shape[0]} rows do not split into {len(counts)} equal blocks")
     rows = alive.shape[0] // len(counts)
+    scores = scores.detach().to(alive.device)
     new = torch.zeros_like(alive)
     for b, count in enumerate(counts):
         block_alive = alive[b * rows:(b + 1) * rows]
-        values = scores.detach().to(alive.device)[b * rows:(b + 1) * rows][block_alive]
+        values = scores[b * rows:(b + 1) * rows][block_alive]
         k = max(0, min(int(count), values.numel()))
         keep_alive = torch.zeros_like(values, dtype=torch.bool)
         if k > 0:

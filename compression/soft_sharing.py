@@ -145,6 +145,7 @@ def _clone(state: dict) -> dict:
 
 
 def _evaluated(model: nn.Module, validate) -> float:
+    """``validate(model)`` in eval mode; the model's mode is restored afterwards."""
     was_training = model.training
     model.eval()
     try:
@@ -158,7 +159,6 @@ def _post_processed(model: nn.Module, specs: list, prior: GaussianMixturePrior, 
     merged, each weight at its most responsible component's mean); the weights are restored afterwards."""
     means, logp, log_pis = merge_components(*(t.detach().cpu().numpy() for t in prior.mixture()), merge_kl)
     saved = _clone(model.state_dict())
-    was_training = model.training
     try:
         with torch.no_grad():
             for s in specs:
@@ -168,11 +168,9 @@ def _post_processed(model: nn.Module, specs: list, prior: GaussianMixturePrior, 
                 target = getattr(module, s.param + "_orig", None)  # under a pruning mask: its pruned entries stay 0
                 (target if target is not None else getattr(module, s.param)).copy_(
                     torch.from_numpy(snapped).to(w.dtype))
-        model.eval()
-        return validate(model)
+        return _evaluated(model, validate)
     finally:
         model.load_state_dict(saved)
-        model.train(was_training)
 
 
 def _examples(batches) -> int:

@@ -202,9 +202,7 @@ class Run(Plan):
             res = trainer.test(lit, datamodule=self.dm, verbose=False)[0]
             self._val = None
             if val and _has_val_split(self.dm):
-                with torch.random.fork_rng(devices=[]):  # a loader draws its seed: leave the run's stream as it was
-                    got = trainer.validate(lit, datamodule=self.dm, verbose=False)[0]
-                self._val = {k.removeprefix("val/"): float(v) for k, v in got.items() if k.startswith("val/")}
+                self._val = self._validate(trainer, lit)
         finally:
             if model is not None:
                 self.model = saved
@@ -221,12 +219,15 @@ class Run(Plan):
             raise UserError(f"{type(self.dm).__name__} has no validation split to choose on")
         saved, self.model = self.model, model
         try:
-            with torch.random.fork_rng(devices=[]):  # a loader draws its seed: leave the run's stream as it was
-                got = self._eval_trainer().validate(self.lit(1.0, 0.0, 0.0, "constant"), datamodule=self.dm,
-                                                    verbose=False)[0]
+            return self._validate(self._eval_trainer(), self.lit(1.0, 0.0, 0.0, "constant"))[self.headline]
         finally:
             self.model = saved
-        return float(got[f"val/{self.headline}"])
+
+    def _validate(self, trainer: pl.Trainer, lit: pl.LightningModule) -> dict[str, float]:
+        """The task's metrics on the validation split, without the ``val/`` prefix."""
+        with torch.random.fork_rng(devices=[]):  # a loader draws its seed: leave the run's stream as it was
+            got = trainer.validate(lit, datamodule=self.dm, verbose=False)[0]
+        return {k.removeprefix("val/"): float(v) for k, v in got.items() if k.startswith("val/")}
 
     def _eval_trainer(self) -> pl.Trainer:
         t = self.trainer_kwargs()
