@@ -228,11 +228,13 @@ def test_skipped_with_a_line_when_no_row_qualifies(tmp_path, capsys):
 
 def test_a_collapsed_trial_is_named_in_the_caption_not_drawn():
     good = _recipe(0.08, (0.1, 0.2, 0.4), (27000, 27100, 26900))
+    costly = _recipe(0.02, (6.0, 7.0, 8.0), (8000, 8000, 8000))  # a method that costs points, not a collapse
     collapsed = [_row(0, 80.0, 1200, density=0.001)]  # e.g. a network whose weights all fell to zero
     notes = []
-    fig = fig_frontier(good + collapsed, "lenet300", note=notes.append)
+    fig = fig_frontier(good + costly + collapsed, "lenet300", note=notes.append)
     xs = [x for l in fig.axes[0].get_lines() if l.get_marker() == "o" for x in l.get_xdata()]
-    assert xs == pytest.approx([27000])  # only the recipe within the scale
+    assert sorted(xs) == pytest.approx([8000, 27000])  # the recipes within the scale
+    assert fig.axes[0].get_yscale() == "symlog" and fig.axes[0].get_ylim()[1] > 8.0
     assert any("off the scale" in n and collapsed[0]["run_id"] in n for n in notes)
     assert "Off the scale, not drawn" in fig._supxlabel.get_text()
     assert collapsed[0]["run_id"] in fig._supxlabel.get_text()
@@ -244,6 +246,9 @@ RECIPE_OVERRIDES = {  # what each conf/recipe/*.yaml stands for on the command l
     "rans": ["encode/coder=rans"],
     "ecsq": ["quantize/quantizer=ecsq", "quantize.quantizer.rate=3", "quantize.quantizer.hessian=true"],
     "allocated": ["prune/allocation=sensitivity", "prune.allocation.budget=0.05"],
+    "soft_sharing": ["prune=none", "quantize/quantizer=soft_sharing", "quantize.epochs=3",
+                     "quantize.quantizer.tau=0.05", "quantize.quantizer.epochs=120", "quantize.quantizer.keep_best=true",
+                     "quantize.quantizer.progress=true", "data.batch_size=256"],
 }
 
 
@@ -273,3 +278,4 @@ def test_each_recipe_composes_to_the_config_of_its_trials_and_is_labelled(experi
     assert labels[("ecsq", "distill", "rans")] == "ECSQ + distillation + rANS"
     assert labels[("ecsq", "distill", "rans", "allocated")] == "ECSQ + distillation + allocated densities + rANS"
     assert labels[("distill",)] == "k-means (DC) + distillation"
+    assert labels[("soft_sharing",)] == "soft weight-sharing"

@@ -11,7 +11,8 @@ from experiments.analysis.frontier import DATASET, EXPERIMENTS, MIN_SEEDS, THRES
 from experiments.figures.style import Note, _finish, _new_figure
 
 RATIO_TICKS = (5, 10, 20, 30, 40, 50, 64, 80, 100, 150, 200, 300, 500, 1000)
-OFF_SCALE = 5.0  # points: a recipe that costs more (e.g. a collapsed network) is named in the caption, not drawn
+OFF_SCALE = 20.0  # points: a recipe that costs more (e.g. a collapsed network) is named in the caption, not drawn
+LINTHRESH = 1.0  # the y axis is linear up to +1 point (the thresholds), logarithmic beyond (soft weight-sharing)
 
 
 def _marks(ax, experiment: str, dense_bytes: float) -> list[float]:
@@ -67,7 +68,7 @@ def fig_frontier(rows: list[dict], experiment: str, note: Note = print):
              f"(runs {', '.join(p['run_ids'])})")
     used = sorted((r for r in rows if r.get("experiment") == experiment and str(r.get("run_id")) in ids),
                   key=lambda r: str(r.get("run_id")))
-    fig, axes = _new_figure(1, 1, 7.2, 4.6)
+    fig, axes = _new_figure(1, 1, 9.6, 4.6)  # wide: the legend sits right of the axes, clear of the data
     ax = axes[0][0]
     for i, m in enumerate(methods_in(pts)):
         sel = [p for p in pts if p["method"] == m]  # sorted by bytes
@@ -98,16 +99,21 @@ def fig_frontier(rows: list[dict], experiment: str, note: Note = print):
     ax.xaxis.set_minor_formatter(NullFormatter())
     _ratio_axis(ax, dense)
     ax.set_xlabel("compressed file on disk (1 KB = 1000 B), log scale")
-    ax.set_ylabel("compressed − dense test error (points)")
+    ax.set_ylabel("compressed − dense test error (points)\nsymmetric log scale beyond 1 point")
+    ax.set_yscale("symlog", linthresh=LINTHRESH)
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7, loc="best")
+    lows = [p["band_low"] for p in pts]
+    highs = [p["band_high"] for p in pts]
+    ax.set_ylim(min(-0.3, 1.15 * min(lows)), max(1.5, 1.3 * max(highs)))  # no empty decade below zero
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.05, 1.0), borderaxespad=0.0)
     seeds = max(len(p["seeds"]) for p in pts)
     ours = (f"Full-pipeline rows on {DATASET}: the error of the model decoded from the file minus the run's own dense "
             f"model, paired over the test examples, mean over up to {seeds} seed{'s' if seeds > 1 else ''} (one point "
             "per recipe: config without seed; the latest row per seed; a line joins the recipes run on at least "
             f"{MIN_SEEDS} seeds, hollow markers are trials on fewer, from which choices were made on validation); error "
             "bars from the lowest seed's 95% "
-            "bootstrap CI low to the highest seed's CI high. Dashed: +0.2, +0.5 and +1.0 points. Dotted: published "
+            "bootstrap CI low to the highest seed's CI high. Dashed: +0.2, +0.5 and +1.0 points; the error axis is "
+            f"linear up to {LINTHRESH:g} point and logarithmic beyond. Dotted: published "
             "ratios on MNIST, drawn at our dense fp32 bytes / ratio: other data and other byte counts, so marks "
             "of size only, never errors. Top axis: dense fp32 bytes / file bytes."
             + _off_scale(off))
