@@ -233,7 +233,7 @@ class QuantizeConf:
     enabled: bool = False
     # Weight sharing per layer (conf/quantize/quantizer/*.yaml): codebook + assignments, DC section 3.
     quantizer: Dict[str, Any] = field(default_factory=lambda: {"_target_": "compression.quantize.KMeans"},
-                                      metadata=_meta(absent=_kmeans_of_old_rows))
+                                      metadata=_meta(absent=_kmeans_of_old_rows, ignore_keys=("progress",)))
     # bits per layer: a layer's own name first, then its kind, then '*'.
     # 0 leaves that layer unquantized (float weights; DC Fig. 7 "conv only" / "fc only" sweeps).
     bits: Dict[str, int] = field(default_factory=lambda: {"conv": 8, "fc": 5}, metadata=_meta(per_layer=True))

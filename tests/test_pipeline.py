@@ -218,6 +218,15 @@ def test_distillation_config_checks_and_grouping(tmp_path):
                               {"quantize": q, "trainer": {}})  # a temperature means nothing while distillation is off
 
 
+def test_a_quantizer_progress_flag_does_not_split_a_recipe():
+    from experiments.canonical import same_result_config
+
+    sws = {"_target_": "compression.soft_sharing.SoftWeightSharing", "tau": 0.05}
+    cfg = lambda **kw: {"quantize": {"enabled": True, "quantizer": {**sws, **kw}}, "trainer": {}}  # noqa: E731
+    assert same_result_config(cfg(progress=True), cfg(progress=False))  # printing per epoch changes no result
+    assert not same_result_config(cfg(progress=True), cfg(progress=True, tau=0.1))
+
+
 def test_quantize_distillation_changes_only_the_centroid_fine_tuning(tmp_path):
     """quantize.distill: same pruned weights and initial codebooks, different fine-tuned codebooks."""
     base = ["+experiment=lenet300", "data=mnist_sample", "dense.epochs=1", "prune.rounds=1",
