@@ -61,11 +61,11 @@ def _estimate_bits(counts: np.ndarray, levels: np.ndarray, r: int) -> float:
     """Table + payload bits of one model, estimated without coding: the table's packed size, the
     stream's cross-entropy under the model, and the coder's final state (one 32-bit word)."""
     present = levels > 0
-    if not present.any():  # an empty stream: the table and the final state only
-        return 8 * (1 + len(pack_levels(levels))) + 32
-    logp = -(levels[present] - 1) / r
-    logp = logp - np.log2(np.exp2(logp).sum())
-    return 8 * (1 + len(pack_levels(levels))) - float((counts[present] * logp).sum()) + 32
+    payload = 0.0  # an empty stream: the table and the final state only
+    if present.any():
+        logp = -(levels[present] - 1) / r
+        payload = -float((counts[present] * (logp - np.log2(np.exp2(logp).sum()))).sum())
+    return 8 * (1 + len(pack_levels(levels))) + payload + 32
 
 
 def _candidates(counts: np.ndarray, keep: int = 2) -> list[tuple[int, int]]:
