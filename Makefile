@@ -65,15 +65,13 @@ criteria: venv
 
 # The rate-error frontier (conf/sweep/frontier.yaml, conf/recipe/; docs/frontier.md): per seed the dense model
 # (the criteria's, trained once), then each method's recipe from it; the hyper-parameters in conf/recipe/ were
-# chosen on the validation split (the trials: docs/frontier.md). LeNet-5 jobs train a quarter epoch per epoch
-# and retrain at prune.lr_scale 1.0, validation's choice on every seed (the experiment file keeps 0.5 until
-# the older LeNet-5 rows made with it are rerun: docs/frontier.md). Soft weight-sharing: LeNet-300-100 only.
+# chosen on the validation split (the trials: docs/frontier.md). LeNet-5 jobs train a quarter epoch per epoch,
+# as its other sweeps. Soft weight-sharing: LeNet-300-100 only.
 FR_RECIPES := "" +recipe=distill +recipe=rans +recipe=ecsq '+recipe=[ecsq,distill,rans]' \
 	'+recipe=[ecsq,distill,rans,allocated]'
-FR_L5 := $(L5) prune.lr_scale=1.0
 frontier: venv
 	for s in $(CRIT_SEEDS); do for e in lenet300 lenet5; do \
-	  x=$$( [ $$e = lenet5 ] && echo $(FR_L5) ); \
+	  x=$$( [ $$e = lenet5 ] && echo $(L5) ); \
 	  [ -f outputs/$$e/dense_seed$$s/dense.pt ] || $(DENSE) || exit 1; \
 	  for r in $(FR_RECIPES); do OMP_NUM_THREADS=1 $(CRIT) +experiment=$$e +sweep=frontier seed=$$s $$r $$x \
 	    || exit 1; done; \
