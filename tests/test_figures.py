@@ -94,6 +94,7 @@ def lenet5_rows() -> list[dict]:
                              _config(bits={"*": b}, init=init)))
     for kind, rate, err in TRADEOFF:
         cfg = _config(prune=kind in ("pq", "p"), quantize=kind in ("pq", "q"), lowrank=kind == "svd")
+        cfg["prune"]["uniform_density"], cfg["quantize"]["bits"] = 1 / rate, {"*": rate}  # one job per point
         key = {"pq": "pqh", "q": "pqh", "p": "p_sparse", "svd": "svd"}[kind]
         stage = {"pq": "compressed", "q": "quantized", "p": "pruned", "svd": "lowrank"}[kind]
         rows.append(_row("lenet5", "tradeoff", {f"{stage}/top1_err": err}, cfg, ratio={key: rate}))
@@ -427,3 +428,26 @@ def test_dense_reference_ignores_jobs_started_from_pruned_weights():
               weights_source="checkpoint", ratio={"pqh": 40.0}, config=_config(prune=True))
     (pt,) = P.tradeoff_points([pq], "lenet5", reference_rows=[pq, dense_start])
     assert pt["loss"] == pytest.approx(0.79)
+
+
+def test_sweep_points_rerun_replaces_run_whose_measured_size_moved():
+    """A rerun of a sweep job (same configured target, same seed) replaces the earlier run in LWC Fig. 5 and
+    DC Fig. 6, even when its measured fraction pruned or rate differs (e.g. dead connections dropped)."""
+    def prune_row(nonzeros, err):
+        cfg = _config(quantize=False, rounds=1)
+        cfg["prune"]["uniform_density"] = 0.1
+        layers = [{"name": "ip1", "kind": "fc", "weights": 1000, "nonzeros": nonzeros}]
+        return _row("lenet5", "prune", {"pruned/top1_err": err}, cfg, layers=layers, ratio={"p_sparse": 1000 / nonzeros})
+    old, new = prune_row(100, 12.0), prune_row(90, 11.0)  # the rerun pruned 1% more and lost less
+    (pt,) = P.prune_points([old, new], "lenet5")
+    assert pt["pruned_pct"] == pytest.approx(91.0) and pt["loss"] == pytest.approx(11.0 - DENSE_ERR)
+    assert pt["run_ids"] == [new["run_id"]]
+    old_t, new_t = ({**r, "sweep": "tradeoff"} for r in (old, new))
+    (tp,) = P.tradeoff_points([old_t, new_t], "lenet5")
+    assert tp["size_pct"] == pytest.approx(9.0) and tp["run_ids"] == [new["run_id"]]
+    # another target is another point
+    other = prune_row(50, 10.5)
+    other["config"]["prune"]["uniform_density"] = 0.05
+    assert len(P.prune_points([old, new, other], "lenet5")) == 2
+    assert RD.sweep_setting(new) == "prune=0.1"
+    assert RD.sweep_setting(_row("lenet5", "prune", config=_config())) is None  # fixture rows name no target

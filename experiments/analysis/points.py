@@ -7,8 +7,8 @@ from typing import Callable
 import numpy as np
 
 from experiments.analysis.readings import (_acc, _cfg, _metric, bits_group, bits_x, centroid_init, final_top1_err,
-                                           fraction_pruned, pq_method, prune_curve, tradeoff_method, tradeoff_rate,
-                                           uniform_bits)
+                                           fraction_pruned, pq_method, prune_curve, sweep_setting, tradeoff_method,
+                                           tradeoff_rate, uniform_bits)
 from experiments.analysis.rows import is_smoke
 
 Note = Callable[[str], None]
@@ -151,9 +151,10 @@ def tradeoff_points(rows: list[dict], experiment: str, note: Note = lambda s: No
             note(f"{experiment} tradeoff sweep: row {r.get('run_id')} lacks a method, its ratio or top-1 errors; "
                  "not plotted")
             continue
-        items.append({"method": m, "size_pct": 100.0 / rate, "loss": fin - dense, "seed": r.get("seed"),
-                      "run_id": r.get("run_id")})
-    return _aggregate(items, ("method", "size_pct"), ("loss",))
+        # keyed by the job's setting (a rerun replaces a run); by the measured rate if the config lacks it
+        items.append({"method": m, "setting": sweep_setting(r) or f"measured {rate}", "size_pct": 100.0 / rate,
+                      "loss": fin - dense, "seed": r.get("seed"), "run_id": r.get("run_id")})
+    return _aggregate(items, ("method", "setting"), ("size_pct", "loss"))
 
 
 def prune_points(rows: list[dict], experiment: str, note: Note = lambda s: None) -> list[dict]:
@@ -166,9 +167,9 @@ def prune_points(rows: list[dict], experiment: str, note: Note = lambda s: None)
             note(f"{experiment} prune sweep: row {r.get('run_id')} lacks pruning, layer non-zeros or top-1 errors; "
                  "not plotted")
             continue
-        items.append({"curve": c, "pruned_pct": 100.0 * f, "loss": p - d, "seed": r.get("seed"),
-                      "run_id": r.get("run_id")})
-    return _aggregate(items, ("curve", "pruned_pct"), ("loss",))
+        items.append({"curve": c, "setting": sweep_setting(r) or f"measured {f}", "pruned_pct": 100.0 * f,
+                      "loss": p - d, "seed": r.get("seed"), "run_id": r.get("run_id")})
+    return _aggregate(items, ("curve", "setting"), ("pruned_pct", "loss"))
 
 
 def _latest_run_with(rows: list[dict], experiment: str, pred) -> dict | None:

@@ -148,6 +148,23 @@ def fraction_pruned(row: dict):
     return 1.0 - sum(nzs) / w
 
 
+def sweep_setting(row: dict) -> str | None:
+    """What a sweep job was set to, from its config: the pruning target (uniform density, else the
+    per-layer densities), the quantization bits and the low-rank share kept, each when its stage runs;
+    None when a running stage's setting is missing from the config. Figures key their points by it,
+    not by the measured size, so a rerun of a job replaces the earlier run even when its measured
+    size moved (e.g. dead connections dropped in the rerun)."""
+    parts = []
+    for stage, keys in (("prune", ("uniform_density", "density")), ("quantize", ("bits",)), ("lowrank", ("keep",))):
+        if not _cfg(row, stage, "enabled"):
+            continue
+        value = next((v for v in (_cfg(row, stage, k) for k in keys) if v is not None), None)
+        if value is None:
+            return None
+        parts.append(f"{stage}={value}")
+    return " ".join(parts)
+
+
 def prune_curve(row: dict) -> str | None:
     """LWC Fig. 5 curve: without retraining / with retraining / iterative, with the regularizer."""
     if not _cfg(row, "prune", "enabled"):
