@@ -109,6 +109,16 @@ def test_points_group_seeds_keep_the_latest_rerun_and_say_what_they_skip():
     assert len(big["p_values"]) == 3 and all(0 <= p <= 1 for p in big["p_values"])
 
 
+def test_only_experiment_runs_and_frontier_jobs_are_points():
+    """A figure sweep's job (here DC Fig. 6's, started from already-pruned weights: its "dense" stage is the
+    pruned model) is not a recipe on the frontier, even with per-example records; a frontier job is."""
+    run = _row(0, 0.3, 27000)
+    job = _row(1, 0.3, 27000, sweep="frontier")  # the same recipe, seed 1
+    figure_job = _row(0, -0.1, 20000, density=0.05, sweep="tradeoff")
+    pts = FA.frontier_points([run, job, figure_job], "lenet300")
+    assert [sorted(p["run_ids"]) for p in pts] == [sorted([run["run_id"], job["run_id"]])]
+
+
 def test_band_covers_each_seeds_paired_ci():
     rows = _recipe(0.08, (0.2, 0.6, 0.4), (27000, 27100, 27200))
     (p,) = FA.frontier_points(rows, "lenet300")

@@ -29,6 +29,7 @@ Note = Callable[[str], None]
 
 EXPERIMENTS = ("lenet300", "lenet5")
 DATASET = "fashion_mnist"
+FRONTIER_SWEEP = "frontier"  # conf/sweep/frontier.yaml; experiment runs (no sweep) count too
 THRESHOLDS = (0.2, 0.5, 1.0)  # compressed − dense, points, on every seed
 MIN_SEEDS = 3
 # the targets: at least this ratio with compressed − dense <= TARGET_DELTA points on every seed
@@ -74,8 +75,11 @@ def method_order(method: str) -> tuple:
 
 
 def _full_row(row: dict, experiment: str) -> bool:
-    """A full-pipeline row of ``experiment`` on Fashion-MNIST with both errors and a file (not storage-only)."""
-    return (row.get("experiment") == experiment and row.get("dataset") == DATASET and not row.get("storage_only")
+    """A full-pipeline row of ``experiment`` on Fashion-MNIST with both errors and a file (not storage-only): an
+    experiment run or a ``frontier`` sweep job. The paper's figure sweeps (bits, tradeoff, ...) vary one knob,
+    some from already-pruned weights, whose dense stage then evaluates the pruned model, not the dense one."""
+    return (row.get("experiment") == experiment and row.get("sweep") in (None, "", FRONTIER_SWEEP)
+            and row.get("dataset") == DATASET and not row.get("storage_only")
             and not is_smoke(row) and _metric(row, "dense") is not None and _metric(row, "compressed") is not None
             and bool(_get(row, "size", "file_bytes")) and bool(_get(row, "size", "dense_bytes")))
 
