@@ -70,7 +70,7 @@ def test_notebook_on_the_repository_rows(tmp_path, monkeypatch):
 
 
 def test_notebook_draws_every_figure_from_hand_written_rows(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("_figure_rows", ROOT / "tests" / "test_figures.py")
+    spec = importlib.util.spec_from_file_location("_figure_rows", ROOT / "tests" / "figure_rows.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("_figure_rows", mod)
     spec.loader.exec_module(mod)
@@ -79,7 +79,7 @@ def test_notebook_draws_every_figure_from_hand_written_rows(tmp_path, monkeypatc
     text = "\n".join(out)
     assert out.count("[image/png]") == 8  # lenet5: all seven figures; lenet300: the bits figure
     assert "Table 1." in text
-    # the checks, on the hand-written rows (tests/test_figures.py gives the hand-computed values)
+    # the checks, on the hand-written rows (tests/figure_rows.py; the hand-computed values: tests/test_sweep_points.py)
     assert "fc needs 2 bits, conv 4 bits → fc tolerates fewer bits than conv: yes" in text
     assert "linear at least as good as the others at 2 of 3 bit widths in 2-4" in text
     assert "has the smaller loss in 4 of 4 comparisons" in text
