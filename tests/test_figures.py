@@ -123,3 +123,19 @@ def test_figures_reject_nothing_silently():
     msgs = []
     assert FS.fig_tradeoff([], "lenet5", note=msgs.append) is None and "tradeoff" in msgs[0]
     assert math.isclose(FR.mean_code_length(HUFF_W, [1, 2, 3, 3]), 1.75)
+
+
+def test_sweep_caption_counts_drawn_rows_not_superseded_runs():
+    """A rerun of a sweep job replaces the earlier run in the plot; the caption's row count follows the
+    plot, and says how many earlier runs were replaced."""
+    def prune_row(err):
+        cfg = _config(quantize=False, rounds=1)
+        cfg["prune"]["uniform_density"] = 0.1
+        return _row("lenet5", "prune", {"pruned/top1_err": err}, cfg)
+    old, new = prune_row(12.0), prune_row(11.0)
+    fig = FS.fig_prune([old, new], "lenet5", note=lambda s: None)
+    caption = fig._supxlabel.get_text().replace("\n", " ")
+    assert "Rows: 1 (" in caption and new["run_id"] in caption and old["run_id"] not in caption
+    assert "1 earlier rows of these settings were replaced by reruns" in caption
+    fig = FS.fig_prune([new], "lenet5", note=lambda s: None)
+    assert "replaced by reruns" not in fig._supxlabel.get_text().replace("\n", " ")

@@ -51,5 +51,5 @@ def fig_criteria(rows: list[dict], experiment: str, note: Note = print):
             "quantization. LWC 3.4's dead connections, dropped after each step, remove up to a few points more, "
             "and more for OBS than for magnitude (the rows' layers[].nonzeros). Per-seed paired confidence intervals "
             "against magnitude: the notebook.")
-    _finish(fig, stem, "error vs density per pruning criterion", srows[-1], srows, ours)
+    _finish(fig, stem, "error vs density per pruning criterion", srows[-1], srows, ours, pts)
     return fig

@@ -98,9 +98,22 @@ def _new_figure(ncols: int, nrows: int, w: float, h: float):
     return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
-def _finish(fig, key: str, what: str, row: dict, rows: list[dict], ours: str) -> None:
-    """Title naming the model and dataset; a caption stating the paper's figure, then ours."""
+def drawn_rows(rows: list[dict], points: list[dict]) -> list[dict]:
+    """The rows behind the plotted points (their ``run_ids``): a sweep's rows less those a rerun superseded."""
+    ids = {i for p in points for i in p.get("run_ids", ())}
+    return [r for r in rows if str(r.get("run_id")) in ids]
+
+
+def _finish(fig, key: str, what: str, row: dict, rows: list[dict], ours: str,
+            points: list[dict] | None = None) -> None:
+    """Title naming the model and dataset; a caption stating the paper's figure, then ours. With ``points``
+    the caption counts only the rows drawn and says how many earlier runs their reruns replaced."""
     fig_id, paper_net, statement = PAPER[key]
+    if points is not None:
+        drawn = drawn_rows(rows, points)
+        if len(drawn) < len(rows):
+            ours += f" {len(rows) - len(drawn)} earlier rows of these settings were replaced by reruns and are not drawn."
+        rows = drawn or rows
     title = f"{_network(row)} on {_dataset_phrase(row)}: {what}\n(ours; cf. {fig_id}, {paper_net})"
     caption = [f"Paper, {fig_id}, {paper_net}: {statement}",
                f"Ours: {_network(row)} on {_dataset_phrase(row)}, so absolute accuracies are not comparable with "

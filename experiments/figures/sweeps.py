@@ -51,7 +51,7 @@ def fig_bits(rows: list[dict], experiment: str, note: Note = print):
             "centroid fine-tuning, orange: after k-means, before fine-tuning; black: dense baseline. "
             "A panel quantizes only that kind of layer (the other kind has bits 0 and stays fp32)."
             + _seed_note(pts))
-    _finish(fig, stem, "top-1 accuracy vs bits per weight", srows[-1], srows, ours)
+    _finish(fig, stem, "top-1 accuracy vs bits per weight", srows[-1], srows, ours, pts)
     return fig
 
 
@@ -86,7 +86,7 @@ def fig_init(rows: list[dict], experiment: str, note: Note = print):
     ax.legend(fontsize=7, loc="lower right")
     ours = ("One colour per k-means initialization (config.quantize.quantizer.init); solid: after centroid fine-tuning, dashed (light): after k-means, "
             "before fine-tuning; black: dense baseline." + _seed_note(pts))
-    _finish(fig, stem, "top-1 accuracy vs bits per centroid initialization", srows[-1], srows, ours)
+    _finish(fig, stem, "top-1 accuracy vs bits per centroid initialization", srows[-1], srows, ours, pts)
     return fig
 
 
@@ -122,7 +122,7 @@ def fig_tradeoff(rows: list[dict], experiment: str, note: Note = print):
     ours = ("Size = 100 / rate: SVD ratio.svd, pruning only ratio.p_sparse (sparse format), quantization only and "
             "pruning + quantization ratio.pqh (with Huffman coding). Final error: compressed, else quantized, "
             "lowrank, pruned. Up = worse." + _seed_note(pts))
-    _finish(fig, stem, "accuracy loss vs compressed model size", srows[-1], srows, ours)
+    _finish(fig, stem, "accuracy loss vs compressed model size", srows[-1], srows, ours, pts)
     return fig
 
 
@@ -151,5 +151,5 @@ def fig_prune(rows: list[dict], experiment: str, note: Note = print):
     ours = ("Curves from config.prune: epochs_per_round 0 = without retraining; rounds > 1 = iterative; "
             "regularization L1/L2. Error after the last pruning (and retraining) stage, before quantization. "
             "Up = worse." + _seed_note(pts))
-    _finish(fig, stem, "accuracy loss vs parameters pruned", srows[-1], srows, ours)
+    _finish(fig, stem, "accuracy loss vs parameters pruned", srows[-1], srows, ours, pts)
     return fig
