@@ -72,3 +72,44 @@ def test_criteria_figure_draws_each_criterion():
     x, y = left.get_lines()[0].get_data()
     assert list(x) == pytest.approx([50.0, 90.0]) and list(y) == pytest.approx([21.0, 30.0])
     assert fig_criteria([], "lenet300", note=lambda s: None) is None
+
+
+def test_criteria_figure_states_the_retraining_lr_of_each_schedule():
+    """Curves retrained at different prune.lr_scale are labelled as such; rows without retraining do not count."""
+    from experiments.figures.criteria import fig_criteria
+
+    def row(crit, density, seed, epochs, rounds, lr):
+        r = _sweep_row(crit, density, seed, 15.0, epochs=epochs, rounds=rounds)
+        r["config"]["prune"]["lr_scale"] = lr
+        return r
+
+    def caption(rows):
+        return fig_criteria(rows, "lenet300", note=lambda s: None)._supxlabel.get_text().replace("\n", " ")
+
+    same = [row("Magnitude", 0.1, 0, 0, 1, 0.5), row("Magnitude", 0.1, 0, 8, 1, 1.0), row("OBS", 0.1, 0, 8, 3, 1.0)]
+    assert "Retraining at prune.lr_scale 1.0." in caption(same) and "different learning rates" not in caption(same)
+    mixed = same[:2] + [row("OBS", 0.1, 0, 8, 3, 0.5)]
+    text = caption(mixed)
+    assert "different learning rates" in text
+    assert "iterative at prune.lr_scale 0.5" in text and "with retraining at prune.lr_scale 1.0" in text
+
+
+def test_criteria_table_names_each_criterion_and_its_retraining_lr():
+    import pandas as pd
+
+    from experiments.tables.criteria import criteria_table
+
+    def run(crit, seed, comp, lr):
+        return {"experiment": "lenet300", "seed": seed, "run_id": f"{crit}-{seed}", "git_dirty": False,
+                "config": {"dense": {"epochs": 0}, "model": {"checkpoint": "outputs/x/dense.pt"},
+                           "prune": {"criterion": {"_target_": TARGET[crit]}, "lr_scale": lr}},
+                "metrics": {"dense/top1_err": 10.0, "pruned/top1_err": 10.5, "compressed/top1_err": comp},
+                "ratio": {"pqh": 40.0}, "time_s": {"prune_criterion": 2.0}}
+    rows = [run("Magnitude", 0, 11.0, 1.0), run("Magnitude", 1, 11.4, 1.0), run("OBS", 0, 10.8, 0.5)]
+    t = criteria_table(pd.DataFrame({"row": rows}))
+    mag, obs = t.lines[0], t.lines[1]
+    assert mag[:3] == ["LeNet-300-100", "Magnitude", "0, 1"] and mag[4] == "+1.20 (+1.00 to +1.40)"
+    assert obs[1] == "OBS" and obs[4] == "+0.80"
+    text = " ".join(t.notes)
+    assert "Magnitude: runs `Magnitude-0`, `Magnitude-1`, retrained at `prune.lr_scale` 1.0." in text
+    assert "OBS: runs `OBS-0`, retrained at `prune.lr_scale` 0.5." in text

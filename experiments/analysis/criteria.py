@@ -59,6 +59,17 @@ def sweep_points(rows: list[dict], experiment: str) -> list[dict]:
     return out
 
 
+def retraining_lr_scales(rows: list[dict], points: list[dict]) -> dict[str, list[float]]:
+    """The retraining ``prune.lr_scale`` values of the rows behind ``points`` (their ``run_ids``), per schedule
+    with retraining: a figure whose curves were run at different learning rates says so."""
+    ids = {i for p in points if p["schedule"] != "without retraining" for i in p["run_ids"]}
+    out: dict[str, set] = {}
+    for r in rows:
+        if str(r.get("run_id")) in ids:
+            out.setdefault(schedule(r), set()).add(_cfg(r, "prune", "lr_scale"))
+    return {s: sorted(v, key=str) for s, v in sorted(out.items())}
+
+
 def versus_magnitude(rows: list[dict], experiment: str, stage: str = "pruned") -> list[dict]:
     """OBD's and OBS's ``stage`` error minus magnitude's, same seed, density and schedule, paired per seed."""
     usable = [r for r in rows if r.get("experiment") == experiment and r.get("sweep") == "criteria"

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-from experiments.analysis.criteria import ORDER, sweep_points
+from experiments.analysis.criteria import ORDER, retraining_lr_scales, sweep_points
 from experiments.figures.style import Note, _empty, _finish, _new_figure
 
 COLORS = {"Magnitude": "tab:blue", "OBD": "tab:orange", "OBS": "tab:green"}
 PANELS = (("without retraining", "one step, no retraining"), ("with retraining", "one step + 8 epochs of retraining"))
+
+
+def _lr_note(scales: dict[str, list]) -> str:
+    """The retraining learning rate (``prune.lr_scale`` × the dense one) of the drawn curves; when the schedules
+    were run at different values, each one's, so the figure never compares them silently."""
+    values = {v for vs in scales.values() for v in vs}
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f" Retraining at prune.lr_scale {values.pop()}."
+    return (" Retraining at different learning rates, so the schedules are not compared at equal settings: "
+            + "; ".join(f"{s} at prune.lr_scale {', '.join(map(str, vs))}" for s, vs in scales.items()) + ".")
 
 
 def fig_criteria(rows: list[dict], experiment: str, note: Note = print):
@@ -50,6 +62,6 @@ def fig_criteria(rows: list[dict], experiment: str, note: Note = print):
             "criterion (same densities, same retraining). Error after pruning (and retraining), before "
             "quantization. LWC 3.4's dead connections, dropped after each step, remove up to a few points more, "
             "and more for OBS than for magnitude (the rows' layers[].nonzeros). Per-seed paired confidence intervals "
-            "against magnitude: the notebook.")
+            "against magnitude: the notebook." + _lr_note(retraining_lr_scales(srows, pts)))
     _finish(fig, stem, "error vs density per pruning criterion", srows[-1], srows, ours, pts)
     return fig

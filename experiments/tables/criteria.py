@@ -50,7 +50,9 @@ def criteria_table(df: pd.DataFrame) -> Table:
                             "compressed_minus_dense_min": comp["min"], "compressed_minus_dense_max": comp["max"],
                             "compressed_vs_magnitude_paired": "; ".join(paired), "ratio_pqh_mean": rate["mean"],
                             "criterion_s_mean": secs["mean"]})
-            notes.append(f"{pv.NETWORKS[net]['name']}, {crit}: runs " + ", ".join(f"`{r['run_id']}`" for r in rs) + ".")
+            lrs = sorted({str(get(r, "config", "prune", "lr_scale")) for r in rs} - {"None"})
+            notes.append(f"{pv.NETWORKS[net]['name']}, {crit}: runs " + ", ".join(f"`{r['run_id']}`" for r in rs)
+                         + (f", retrained at `prune.lr_scale` {' and '.join(lrs)}" if lrs else "") + ".")
     notes.insert(0, "Each run prunes its seed's dense model (`model.checkpoint`, `dense.epochs=0`) with one criterion "
                     "through the experiment's recipe otherwise: the paper's per-layer densities, the same iterative "
                     "schedule and retraining, k-means quantization and the same file; LeNet-5's runs train a quarter "
