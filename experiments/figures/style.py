@@ -111,9 +111,9 @@ def _finish(fig, key: str, what: str, row: dict, rows: list[dict], ours: str,
     fig_id, paper_net, statement = PAPER[key]
     if points is not None:
         drawn = drawn_rows(rows, points)
-        if len(drawn) < len(rows):
+        if drawn and len(drawn) < len(rows):  # no run_ids on the points: nothing to tell apart, all rows counted
             ours += f" {len(rows) - len(drawn)} earlier rows of these settings were replaced by reruns and are not drawn."
-        rows = drawn or rows
+            rows = drawn
     title = f"{_network(row)} on {_dataset_phrase(row)}: {what}\n(ours; cf. {fig_id}, {paper_net})"
     caption = [f"Paper, {fig_id}, {paper_net}: {statement}",
                f"Ours: {_network(row)} on {_dataset_phrase(row)}, so absolute accuracies are not comparable with "
