@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from experiments.analysis.points import drawn_rows
 from experiments.analysis.readings import _cfg, _metric, fraction_pruned
 from experiments.analysis.stats import across_seeds, correct_of, paired_delta
 
@@ -62,11 +63,9 @@ def sweep_points(rows: list[dict], experiment: str) -> list[dict]:
 def retraining_lr_scales(rows: list[dict], points: list[dict]) -> dict[str, list[float]]:
     """The retraining ``prune.lr_scale`` values of the rows behind ``points`` (their ``run_ids``), per schedule
     with retraining: a figure whose curves were run at different learning rates says so."""
-    ids = {i for p in points if p["schedule"] != "without retraining" for i in p["run_ids"]}
     out: dict[str, set] = {}
-    for r in rows:
-        if str(r.get("run_id")) in ids:
-            out.setdefault(schedule(r), set()).add(_cfg(r, "prune", "lr_scale"))
+    for r in drawn_rows(rows, [p for p in points if p["schedule"] != "without retraining"]):
+        out.setdefault(schedule(r), set()).add(_cfg(r, "prune", "lr_scale"))
     return {s: sorted(v, key=str) for s, v in sorted(out.items())}
 
 

@@ -34,6 +34,12 @@ def experiments_in(rows: list[dict]) -> list[str]:
 
 
 
+def drawn_rows(rows: list[dict], points: list[dict]) -> list[dict]:
+    """The rows behind ``points`` (their ``run_ids``): a sweep's rows less those a rerun superseded."""
+    ids = {i for p in points for i in p.get("run_ids", ())}
+    return [r for r in rows if str(r.get("run_id")) in ids]
+
+
 def _one_dataset(rows: list[dict], note: Note, what: str) -> list[dict]:
     """Keep the rows of the latest row's dataset (a figure never mixes datasets)."""
     if not rows:

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 
 from experiments import paper_values as pv
-from experiments.analysis.points import _one_dataset, run_rows, sweep_rows
+from experiments.analysis.points import _one_dataset, drawn_rows, run_rows, sweep_rows
 from experiments.analysis.readings import P_ONLY, PQ, Q_ONLY, SVD
 from experiments.tables.cells import DATASET_NAMES
 
@@ -96,12 +96,6 @@ def _new_figure(ncols: int, nrows: int, w: float, h: float):
 
     fig = Figure(figsize=(max(w * ncols, 6.4), h * nrows), layout="constrained")  # room for the title
     return fig, fig.subplots(nrows, ncols, squeeze=False)
-
-
-def drawn_rows(rows: list[dict], points: list[dict]) -> list[dict]:
-    """The rows behind the plotted points (their ``run_ids``): a sweep's rows less those a rerun superseded."""
-    ids = {i for p in points for i in p.get("run_ids", ())}
-    return [r for r in rows if str(r.get("run_id")) in ids]
 
 
 def _finish(fig, key: str, what: str, row: dict, rows: list[dict], ours: str,
