@@ -202,11 +202,19 @@ def resolve_per_layer(values: Mapping[str, float], names: Iterable[str]) -> dict
     return out
 
 
-def schedule_densities(final: float, rounds: int) -> list[float]:
-    """Per-round target densities approaching ``final`` geometrically: d_r = final ** (r / rounds).
+def schedule_densities(final: float, rounds: int, kind: str = "geometric") -> list[float]:
+    """Per-round target densities, the last one ``final``.
 
-    Each round removes the same fraction of the survivors (iterative pruning, LWC section 3.3).
+    ``geometric``: d_r = final ** (r / rounds); each round removes the same fraction of the survivors
+    (iterative pruning, LWC section 3.3).
+    ``cubic``: Zhu & Gupta (2017, "To prune, or not to prune", Eq. 1) from the dense network, sparsity
+    s_r = s_f * (1 - (1 - r / rounds) ** 3) with s_f = 1 - final: large steps first, while there are many
+    redundant weights, and ever smaller ones near the target.
     """
     if rounds < 1:
         raise ValueError("rounds must be >= 1")
-    return [float(final ** ((r + 1) / rounds)) for r in range(rounds)]
+    if kind == "geometric":
+        return [float(final ** ((r + 1) / rounds)) for r in range(rounds)]
+    if kind == "cubic":
+        return [float(1.0 - (1.0 - final) * (1.0 - (1.0 - (r + 1) / rounds) ** 3)) for r in range(rounds)]
+    raise ValueError(f"unknown density schedule {kind!r}: use geometric or cubic")

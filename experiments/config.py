@@ -181,6 +181,11 @@ class PruneConf:
     # LSTM matrix's four gates) rather than over the whole tensor. Rows from before it pruned whole tensors.
     per_block: bool = field(default=False, metadata=_meta(absent=False))
     rounds: int = 1
+    # How the per-round densities approach the target (method density): geometric (LWC section 3.3: the
+    # same fraction of the survivors each round) or cubic (Zhu & Gupta 2017, Eq. 1). Rows from before it
+    # were geometric.
+    density_schedule: str = field(default="geometric", metadata=_meta(
+        absent="geometric", meaningful=lambda g, _: g.get("method", "density") == "density"))
     epochs_per_round: int = 0
     lr_scale: float = 0.1              # retraining LR = dense.lr * lr_scale (LWC: 1/10 for LeNet)
     schedule: str = "cosine"
@@ -214,6 +219,8 @@ class PruneConf:
         if self.uniform_density is not None:
             _check(0 < self.uniform_density <= 1, "prune.uniform_density", self.uniform_density, "must be in (0, 1]")
         _check(self.rounds >= 1, "prune.rounds", self.rounds, "must be >= 1")
+        _check(self.density_schedule in ("geometric", "cubic"), "prune.density_schedule", self.density_schedule,
+               "must be geometric or cubic")
         _check(self.epochs_per_round >= 0, "prune.epochs_per_round", self.epochs_per_round, "must be >= 0")
         _check(self.lr_scale > 0, "prune.lr_scale", self.lr_scale, "must be > 0")
         _check(self.schedule in SCHEDULES, "prune.schedule", self.schedule, "must be one of cosine, step, constant")

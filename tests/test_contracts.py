@@ -150,7 +150,10 @@ def test_lying_specs_are_caught_by_the_pipeline(tmp_path, monkeypatch):
 def test_lstm_classifier_through_every_stage(tmp_path):
     row = _run(tmp_path, ["model._target_=test_contracts.RowLSTM", "model.name=rowlstm", "prune=density",
                           "+prune.density.recurrent=0.3", "+prune.density.fc=0.5", "quantize=kmeans",
-                          "+quantize.bits.recurrent=5", "encode=huffman", "+encode.index_bits.recurrent=5"])
+                          "+quantize.bits.recurrent=5", "encode=huffman", "+encode.index_bits.recurrent=5",
+                          "prune.density_schedule=cubic"])
+    # Zhu & Gupta's cubic schedule over 2 rounds: 1 - 0.7 * (1 - 0.5^3) = 0.3875 first (geometric: 0.548)
+    assert row["rounds"][0]["layer_density"]["lstm_hh"] == pytest.approx(0.3875, abs=1e-3)
     by = {l["name"]: l for l in row["layers"]}
     assert by["lstm_hh"]["kind"] == "recurrent" and by["lstm_hh"]["weights"] == 4 * 32 * 32
     assert by["lstm_hh"]["nonzeros"] == round(0.3 * 4 * 32 * 32) and by["lstm_hh"]["weight_bits_pq"] == 5

@@ -122,6 +122,15 @@ def test_schedule_reaches_target():
     assert all(a > b for a, b in zip(s, s[1:]))
 
 
+def test_cubic_schedule_follows_zhu_gupta_eq1():
+    # s_r = 0.9 * (1 - (1 - r/5)^3), d_r = 1 - s_r: 1 - 0.9 * 0.488, 1 - 0.9 * 0.784, 1 - 0.9 * 0.936, 1 - 0.9 * 0.992, 0.1
+    s = schedule_densities(0.1, 5, "cubic")
+    assert s == pytest.approx([0.5608, 0.2944, 0.1576, 0.1072, 0.1])
+    assert schedule_densities(0.1, 1, "cubic") == pytest.approx([0.1])
+    with pytest.raises(ValueError, match="geometric or cubic"):
+        schedule_densities(0.1, 3, "linear")
+
+
 def test_method_validates_arguments():
     with pytest.raises(ValueError):
         MagnitudeThreshold()
