@@ -202,6 +202,9 @@ def resolve_per_layer(values: Mapping[str, float], names: Iterable[str]) -> dict
     return out
 
 
+DENSITY_SCHEDULES = ("geometric", "cubic")
+
+
 def schedule_densities(final: float, rounds: int, kind: str = "geometric") -> list[float]:
     """Per-round target densities, the last one ``final``.
 

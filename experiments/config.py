@@ -37,6 +37,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from compression.prune import DENSITY_SCHEDULES
 from experiments.errors import UserError
 from experiments.schema_keys import omegaconf_message, unknown_key_error
 
@@ -219,8 +220,8 @@ class PruneConf:
         if self.uniform_density is not None:
             _check(0 < self.uniform_density <= 1, "prune.uniform_density", self.uniform_density, "must be in (0, 1]")
         _check(self.rounds >= 1, "prune.rounds", self.rounds, "must be >= 1")
-        _check(self.density_schedule in ("geometric", "cubic"), "prune.density_schedule", self.density_schedule,
-               "must be geometric or cubic")
+        _check(self.density_schedule in DENSITY_SCHEDULES, "prune.density_schedule", self.density_schedule,
+               "must be one of " + ", ".join(DENSITY_SCHEDULES))
         _check(self.epochs_per_round >= 0, "prune.epochs_per_round", self.epochs_per_round, "must be >= 0")
         _check(self.lr_scale > 0, "prune.lr_scale", self.lr_scale, "must be > 0")
         _check(self.schedule in SCHEDULES, "prune.schedule", self.schedule, "must be one of cosine, step, constant")

@@ -90,7 +90,8 @@ def prune_stage(run) -> None:
     c, d = run.conf.prune, run.conf.dense
     criterion = run.plugins["prune.criterion"]
     targets = prune_targets(run)
-    plan = {n: schedule_densities(t, c.rounds, c.density_schedule) for n, t in targets.items()} if c.method == "density" else None
+    plan = {n: schedule_densities(t, c.rounds, c.density_schedule) for n, t in targets.items()} \
+        if c.method == "density" else None
     original_p = {p: run.model.get_submodule(p).p for p in getattr(run.model, "dropout_inputs", {})}
     wd = d.weight_decay if c.regularization == "l2" else 0.0
     l1 = c.l1 if c.regularization == "l1" else 0.0
