@@ -77,6 +77,8 @@ frontier: venv
 	    || exit 1; done; \
 	done; \
 	OMP_NUM_THREADS=1 $(CRIT) +experiment=lenet300 +sweep=frontier seed=$$s +recipe=soft_sharing || exit 1; \
+	for k in "" prune.rounds=10; do OMP_NUM_THREADS=1 $(CRIT) +experiment=lenet300 +sweep=frontier seed=$$s \
+	  '+recipe=[ecsq,distill,rans,allocated]' prune.lr_scale=1.0 $$k || exit 1; done; \
 	done
 	$(PY) -m experiments.figures
 	$(PY) -m experiments.tables
