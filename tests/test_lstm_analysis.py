@@ -7,11 +7,12 @@ from experiments.figures.captioning import fig_lstm_density
 CAPTIONER = {"_target_": "experiments.captioning.LitCaptioner"}
 
 
-def _row(run_id, seed, ih, hh, dense, compressed, *, sweep=None, epochs=3, pruned=None, captioning=False, dirty=False):
+def _row(run_id, seed, ih, hh, dense, compressed, *, sweep=None, epochs=3, pruned=None, captioning=False, dirty=False,
+         rounds=1):
     metric = "bleu4" if captioning else "top1_err"
     return {"run_id": run_id, "experiment": "neuraltalk" if captioning else "lstm_fmnist", "sweep": sweep,
             "seed": seed, "git_dirty": dirty, "dataset": "fashion_mnist",
-            "config": {"task": CAPTIONER if captioning else {}, "prune": {"epochs_per_round": epochs}},
+            "config": {"task": CAPTIONER if captioning else {}, "prune": {"epochs_per_round": epochs, "rounds": rounds}},
             "layers": [{"name": "lstm_ih", "kind": "recurrent", "weights": 1000, "nonzeros": ih},
                        {"name": "lstm_hh", "kind": "recurrent", "weights": 4000, "nonzeros": hh},
                        {"name": "fc", "kind": "fc", "weights": 100, "nonzeros": 100}],
@@ -57,5 +58,9 @@ def test_sweep_points_and_figure():
     fig = fig_lstm_density(rows, "lstm_fmnist")
     ax = fig.axes[0]
     assert [line.get_ydata()[0] for line in ax.get_lines()[:2]] == [35.0, 11.5]
+    rows += [_row("e0", 0, 100, 400, 10.0, 10.4, epochs=20), _row("e1", 1, 100, 400, 10.0, 10.6, epochs=5, rounds=3)]
+    labels = fig_lstm_density(rows, "lstm_fmnist").axes[0].get_legend_handles_labels()[1]
+    assert "full pipeline: one step + 20 epochs of retraining / 3 prune + retrain rounds x 5 epochs, weight sharing, " \
+           "Huffman file" in labels  # the experiment rows' own recipes, not a fixed description
     notes = []
     assert fig_lstm_density([], "lstm_fmnist", note=notes.append) is None and "skipped" in notes[0]

@@ -1,6 +1,7 @@
 """Pruned LSTMs: the task's metric (BLEU-4 for the captioner, top-1 error for the row-LSTM classifier) against
 the LSTM's density, pruned in one step without and with retraining (sweep ``lstm_density``), with the full
-pipeline's experiment rows (iterative pruning, weight sharing, Huffman-coded file) beside them.
+pipeline's experiment rows (pruning and retraining as each row's config says, weight sharing,
+Huffman-coded file) beside them.
 
     python -m experiments.figures.captioning [--results results] [--out results/figures]
 
@@ -21,6 +22,19 @@ PAPER = ("Paper: Han et al. (NIPS 2015; the lecture's NeuralTalk slide), NeuralT
          "90% of the LSTM's weights pruned leaves the captions nearly unchanged, 95% degrades them; no curve is "
          "published.")
 LABELS = {"bleu4": "test BLEU-4 (higher is better)", "top1_err": "test top-1 error, % (lower is better)"}
+
+
+def _retraining(rows: list[dict]) -> str:
+    """How the experiment rows pruned and retrained, read from their configs (the recipe changed over time:
+    LWC's iterative schedule, then one step and learning-rate rewinding; docs/captioning.md)."""
+    kinds = []
+    for r in rows:
+        p = (r.get("config") or {}).get("prune") or {}
+        n, e = int(p.get("rounds") or 1), int(p.get("epochs_per_round") or 0)
+        text = (f"one step + {e} epochs of retraining" if n == 1 else f"{n} prune + retrain rounds x {e} epochs")
+        if text not in kinds:
+            kinds.append(text)
+    return " / ".join(kinds) or "prune + retrain"
 
 
 def fig_lstm_density(rows: list[dict], experiment: str, note: Note = print):
@@ -56,8 +70,8 @@ def fig_lstm_density(rows: list[dict], experiment: str, note: Note = print):
         if ys:
             ax.errorbar([100 * d], [sum(ys) / len(ys)], yerr=[[sum(ys) / len(ys) - min(ys)], [max(ys) - sum(ys) / len(ys)]],
                         fmt="D", color="tab:green", ms=6, capsize=3,
-                        label="full pipeline: iterative prune + retrain, weight sharing, Huffman file"
-                        if d == next(iter(runs)) else None)
+                        label=f"full pipeline: {_retraining([r for v in runs.values() for r in v])}, "
+                              "weight sharing, Huffman file" if d == next(iter(runs)) else None)
     ax.set_xscale("log")
     ticks = sorted({100 * p["density"] for p in pts} | {100 * d for d in runs})
     ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
