@@ -191,6 +191,10 @@ class PruneConf:
     lr_scale: float = 0.1              # retraining LR = dense.lr * lr_scale (LWC: 1/10 for LeNet)
     schedule: str = "cosine"
     regularization: str = "l2"         # l2 (weight decay) | l1
+    # Ours: the retraining's weight decay when regularization is l2; unset, the dense stage's (LWC retrains as it
+    # trained). The row-LSTM's recipe sets it alone (docs/captioning.md, "Seeds 5-9").
+    weight_decay: Optional[float] = field(default=None, metadata=_meta(
+        meaningful=lambda g, _: g.get("regularization", "l2") == "l2"))
     l1: float = field(default=1e-5, metadata=_meta(meaningful=lambda g, _: g.get("regularization") == "l1"))
     dropout_rescale: bool = True       # D_r = D_o * sqrt(C_ir / C_io)
     alternate: bool = False            # retrain fc with conv frozen, then conv with fc frozen
@@ -227,6 +231,8 @@ class PruneConf:
         _check(self.schedule in SCHEDULES, "prune.schedule", self.schedule, "must be one of cosine, step, constant")
         _check(self.regularization in ("l1", "l2"), "prune.regularization", self.regularization, "must be l1 or l2")
         _check(self.l1 >= 0, "prune.l1", self.l1, "must be >= 0")
+        _check(self.weight_decay is None or self.weight_decay >= 0, "prune.weight_decay", self.weight_decay,
+               "must be >= 0 (leave it unset to retrain with dense.weight_decay)")
         _check(0 <= self.distill <= 1, "prune.distill", self.distill, "must be in [0, 1] (0 = off)")
         _check(self.distill_temperature > 0, "prune.distill_temperature", self.distill_temperature, "must be > 0")
 

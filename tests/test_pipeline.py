@@ -152,6 +152,23 @@ def test_l1_and_alternate_freezing_options(tmp_path):
     assert row["rounds"][0]["top1_err_retrained"] <= 100
 
 
+def test_retraining_weight_decay_is_its_own_setting(tmp_path, monkeypatch):
+    """prune.weight_decay sets the retraining's weight decay alone; unset, retraining uses dense.weight_decay."""
+    from experiments.pipeline.context import Run
+
+    seen = []
+    monkeypatch.setattr(Run, "fit", lambda self, stage, epochs, lr, wd, *a, **k: seen.append((stage, wd)))
+    base = ["+experiment=lenet300", "data=mnist_sample", "dense.epochs=1", "dense.weight_decay=5e-4", "prune.rounds=1",
+            "prune.epochs_per_round=1", "quantize=none", "encode=none", "write_row=false", "logger=none",
+            "trainer.enable_progress_bar=false"]
+    run(compose_cfg(base, tmp_path / "a"))
+    run(compose_cfg(base + ["prune.weight_decay=1e-4"], tmp_path / "b"))
+    assert [wd for stage, wd in seen if stage == "dense"] == [5e-4, 5e-4]
+    assert [wd for stage, wd in seen if stage != "dense"] == [5e-4, 1e-4]
+    with pytest.raises(Exception, match="prune.weight_decay"):
+        run(compose_cfg(base + ["prune.weight_decay=-1"], tmp_path / "c"))
+
+
 def test_distillation_loss_by_hand():
     """(1 - a) CE + a T^2 KL(p_teacher || p_student), softened by T; hand values in the comments."""
     import math

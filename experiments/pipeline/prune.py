@@ -93,7 +93,7 @@ def prune_stage(run) -> None:
     plan = {n: schedule_densities(t, c.rounds, c.density_schedule) for n, t in targets.items()} \
         if c.method == "density" else None
     original_p = {p: run.model.get_submodule(p).p for p in getattr(run.model, "dropout_inputs", {})}
-    wd = d.weight_decay if c.regularization == "l2" else 0.0
+    wd = (d.weight_decay if c.weight_decay is None else c.weight_decay) if c.regularization == "l2" else 0.0
     l1 = c.l1 if c.regularization == "l1" else 0.0
     phases = _phases(run)
     distill = run.distill("prune", c.epochs_per_round)
