@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 from experiments.analysis import lstm as L
+from experiments.analysis.readings import _cfg
 from experiments.figures.style import Note, _commits, _run_ids
 
 PAPER = ("Paper: Han et al. (NIPS 2015; the lecture's NeuralTalk slide), NeuralTalk on Flickr8k: with retraining, "
@@ -27,14 +28,10 @@ LABELS = {"bleu4": "test BLEU-4 (higher is better)", "top1_err": "test top-1 err
 def _retraining(rows: list[dict]) -> str:
     """How the experiment rows pruned and retrained, read from their configs (the recipe changed over time:
     LWC's iterative schedule, then one step and learning-rate rewinding; docs/captioning.md)."""
-    kinds = []
-    for r in rows:
-        p = (r.get("config") or {}).get("prune") or {}
-        n, e = int(p.get("rounds") or 1), int(p.get("epochs_per_round") or 0)
-        text = (f"one step + {e} epochs of retraining" if n == 1 else f"{n} prune + retrain rounds x {e} epochs")
-        if text not in kinds:
-            kinds.append(text)
-    return " / ".join(kinds) or "prune + retrain"
+    def recipe(r: dict) -> str:
+        n, e = int(_cfg(r, "prune", "rounds") or 1), int(_cfg(r, "prune", "epochs_per_round") or 0)
+        return f"one step + {e} epochs of retraining" if n == 1 else f"{n} prune + retrain rounds x {e} epochs"
+    return " / ".join(dict.fromkeys(map(recipe, rows))) or "prune + retrain"
 
 
 def fig_lstm_density(rows: list[dict], experiment: str, note: Note = print):
