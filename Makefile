@@ -68,7 +68,7 @@ criteria: venv
 # chosen on the validation split (the trials: docs/frontier.md). LeNet-5 jobs train a quarter epoch per epoch,
 # as its other sweeps, except the 3.2% budget's second arm, which trains on the whole training set each epoch.
 # Soft weight-sharing: LeNet-300-100 only. The budgets 5.4% (LeNet-300-100) and 3.2% (LeNet-5) are sized for the
-# 64x and 100x targets (docs/frontier.md, "Budgets sized for the targets").
+# 64x and 100x targets (docs/frontier.md, "Budgets sized for the targets"); LeNet-300-100's at 5 and 15 rounds.
 FR_RECIPES := "" +recipe=distill +recipe=rans +recipe=ecsq '+recipe=[ecsq,distill,rans]' \
 	'+recipe=[ecsq,distill,rans,allocated]'
 frontier: venv
@@ -79,7 +79,7 @@ frontier: venv
 	    || exit 1; done; \
 	done; \
 	OMP_NUM_THREADS=1 $(CRIT) +experiment=lenet300 +sweep=frontier seed=$$s +recipe=soft_sharing || exit 1; \
-	for k in "" prune.rounds=10 prune.allocation.budget=0.054; do OMP_NUM_THREADS=1 $(CRIT) +experiment=lenet300 \
+	for k in "" prune.rounds=10 prune.allocation.budget=0.054 "prune.allocation.budget=0.054 prune.rounds=15"; do OMP_NUM_THREADS=1 $(CRIT) +experiment=lenet300 \
 	  +sweep=frontier seed=$$s '+recipe=[ecsq,distill,rans,allocated]' prune.lr_scale=1.0 $$k || exit 1; done; \
 	for x in $(L5) trainer.limit_train_batches=1.0; do OMP_NUM_THREADS=1 $(CRIT) +experiment=lenet5 +sweep=frontier \
 	  seed=$$s '+recipe=[ecsq,distill,rans,allocated]' prune.allocation.budget=0.032 $$x || exit 1; done; \
