@@ -79,8 +79,9 @@ frontier: venv
 	    || exit 1; done; \
 	done; \
 	OMP_NUM_THREADS=1 $(CRIT) +experiment=lenet300 +sweep=frontier seed=$$s +recipe=soft_sharing || exit 1; \
-	for k in "" prune.rounds=10 prune.allocation.budget=0.054 "prune.allocation.budget=0.054 prune.rounds=15"; do OMP_NUM_THREADS=1 $(CRIT) +experiment=lenet300 \
-	  +sweep=frontier seed=$$s '+recipe=[ecsq,distill,rans,allocated]' prune.lr_scale=1.0 $$k || exit 1; done; \
+	for k in "" prune.rounds=10 prune.allocation.budget=0.054 "prune.allocation.budget=0.054 prune.rounds=15"; do \
+	  OMP_NUM_THREADS=1 $(CRIT) +experiment=lenet300 +sweep=frontier seed=$$s '+recipe=[ecsq,distill,rans,allocated]' \
+	  prune.lr_scale=1.0 $$k || exit 1; done; \
 	for x in $(L5) trainer.limit_train_batches=1.0; do OMP_NUM_THREADS=1 $(CRIT) +experiment=lenet5 +sweep=frontier \
 	  seed=$$s '+recipe=[ecsq,distill,rans,allocated]' prune.allocation.budget=0.032 $$x || exit 1; done; \
 	done
